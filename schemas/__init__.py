@@ -1,0 +1,1 @@
+"""Data shapes: wire types, tables, settings and migrations. Imports nothing of ours."""

@@ -1,0 +1,28 @@
+"""Time-ordered event ids (UUIDv7), so keyset pagination follows arrival order."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+
+def new_event_id(now_ms: int | None = None) -> str:
+    """A UUIDv7 string: 48 bits of Unix milliseconds, then 74 random bits."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version 7
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= 0b10 << 62  # RFC 4122 variant
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b, 62 bits
+    return str(uuid.UUID(int=value))
+
+
+def is_event_id(text: str) -> bool:
+    if len(text) != 36:
+        return False
+    try:
+        return uuid.UUID(text).version == 7
+    except ValueError:
+        return False

@@ -1,0 +1,266 @@
+"""Configuration: one TOML file plus `HOOKYARD_<SECTION>_<KEY>` overrides, validated once.
+
+Every mistake stops start-up with a single line that names the key
+(`ConfigError`), because a receiver that half-starts loses events.
+Secrets may be inline or `env:NAME` / `file:/path` references; they are
+resolved here so nothing downstream ever sees a reference.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+CONFIG_ENV = "HOOKYARD_CONFIG"
+DEFAULT_CONFIG_PATH = "hookyard.toml"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///var/hookyard.db"
+
+# Environment variables under HOOKYARD_ that are not settings.
+_NOT_SETTINGS = ("HOOKYARD_CONFIG", "HOOKYARD_TEST_")
+
+SourceName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as one line that names the key."""
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    max_body_bytes: Positive = 1_048_576
+    """Larger bodies are refused with 413 while they are read, not after."""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs whose `X-Forwarded-For` is believed; no other peer's is."""
+    body_timeout_seconds: PositiveFloat = 10.0
+    """A sender that has not finished its body by then gets 408."""
+    spool_path: str = "var/spool.db"
+    """The fsync'd file that holds accepted events while Redis is away."""
+
+
+class RedisSettings(_Section):
+    url: str = DEFAULT_REDIS_URL
+    queue: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "hookyard"
+    socket_timeout_seconds: PositiveFloat = 2.0
+    """Bounds every Redis call so a stopped Redis means spool or 503, never a hang."""
+
+
+class DatabaseSettings(_Section):
+    url: str = DEFAULT_DATABASE_URL
+    pool_size: Positive = 5
+
+
+class SourceSettings(_Section):
+    name: SourceName
+    scheme: Literal["gxm-sha256"] = "gxm-sha256"
+    secrets: tuple[str, ...] = ()
+    allow_ips: tuple[str, ...] = ()
+    max_age_seconds: Positive | None = None
+    """Refuse events whose `data.sent_at` is older than this (a replay guard)."""
+    rate_per_minute: Positive | None = None
+
+
+class ApiKeySettings(_Section):
+    name: str
+    key: str | None = None
+    key_sha256: str | None = None
+    role: Literal["read", "admin"] = "read"
+    rate_per_minute: Positive = 600
+
+
+class HandlerSettings(_Section):
+    modules: tuple[str, ...] = ()
+    default_max_attempts: Positive = 5
+    timeout_seconds: PositiveFloat = 30.0
+    retry_base_seconds: PositiveFloat = 2.0
+    retry_max_seconds: PositiveFloat = 600.0
+
+
+class WorkerSettings(_Section):
+    heartbeat_seconds: Positive = 10
+    """A killed worker's job is re-run after about 2 x this plus `maintenance_seconds`."""
+    maintenance_seconds: Positive = 15
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
+
+
+class LogSettings(_Section):
+    format: Literal["json", "console"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    sources: tuple[SourceSettings, ...] = ()
+    api_keys: tuple[ApiKeySettings, ...] = ()
+    handlers: HandlerSettings = msgspec.field(default_factory=HandlerSettings)
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+
+    def source(self, name: str) -> SourceSettings | None:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        return None
+
+
+_SECTIONS = ("server", "redis", "database", "handlers", "worker", "log")
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read the TOML file named by HOOKYARD_CONFIG, apply env overrides, validate."""
+    env = dict(os.environ if environ is None else environ)
+    raw = _read_file(env)
+    _apply_env_overrides(raw, env)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc)) from None
+    return _checked(_resolve_secrets(settings, env))
+
+
+def _read_file(env: dict[str, str]) -> dict[str, Any]:
+    named = env.get(CONFIG_ENV)
+    path = Path(named or DEFAULT_CONFIG_PATH)
+    if not path.exists():
+        if named:
+            raise ConfigError(f"{CONFIG_ENV}: file {named} does not exist")
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> None:
+    for name, value in sorted(env.items()):
+        if not name.startswith("HOOKYARD_") or name.startswith(_NOT_SETTINGS):
+            continue
+        rest = name.removeprefix("HOOKYARD_").lower()
+        section, _, key = rest.partition("_")
+        if section not in _SECTIONS or not key:
+            raise ConfigError(f"{name}: unknown setting (sections: {', '.join(_SECTIONS)})")
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: must be a table")
+        table[key] = _env_value(value)
+
+
+def _env_value(value: str) -> Any:
+    """Lists come as JSON (`["a","b"]`) or comma-separated; scalars stay strings for msgspec."""
+    stripped = value.strip()
+    if stripped.startswith("["):
+        try:
+            return msgspec.json.decode(stripped)
+        except msgspec.DecodeError:
+            return value
+    return value
+
+
+_PATH_PART = re.compile(r"\.(\w+)|\[(\d+)\]")
+
+
+def _describe_validation_error(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    detail, _, path = message.partition(" - at `$")
+    key = ""
+    for match in _PATH_PART.finditer(path.rstrip("`")):
+        if match.group(1):
+            key += ("." if key else "") + match.group(1)
+        else:
+            key += f"[{match.group(2)}]"
+    unknown = re.search(r"unknown field `([^`]+)`", detail)
+    if unknown:
+        key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
+        return f"{key}: unknown key"
+    return f"{key or 'config'}: {detail}"
+
+
+def resolve_secret(value: str, key: str, env: dict[str, str]) -> str:
+    """`env:NAME` and `file:/path` references become the secret itself."""
+    if value.startswith("env:"):
+        name = value.removeprefix("env:")
+        if name not in env:
+            raise ConfigError(f"{key}: environment variable {name} is not set")
+        return env[name]
+    if value.startswith("file:"):
+        path = Path(value.removeprefix("file:"))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+        return text.removesuffix("\n").removesuffix("\r")
+    return value
+
+
+def _resolve_secrets(settings: Settings, env: dict[str, str]) -> Settings:
+    sources = tuple(
+        msgspec.structs.replace(
+            source,
+            secrets=tuple(
+                resolve_secret(secret, f"sources[{i}].secrets[{j}]", env)
+                for j, secret in enumerate(source.secrets)
+            ),
+        )
+        for i, source in enumerate(settings.sources)
+    )
+    keys = tuple(
+        msgspec.structs.replace(
+            api_key,
+            key=None if api_key.key is None else resolve_secret(api_key.key, f"api_keys[{i}].key", env),
+            key_sha256=None
+            if api_key.key_sha256 is None
+            else resolve_secret(api_key.key_sha256, f"api_keys[{i}].key_sha256", env),
+        )
+        for i, api_key in enumerate(settings.api_keys)
+    )
+    return msgspec.structs.replace(settings, sources=sources, api_keys=keys)
+
+
+def _checked(settings: Settings) -> Settings:
+    names = [source.name for source in settings.sources]
+    for i, source in enumerate(settings.sources):
+        if names.count(source.name) > 1:
+            raise ConfigError(f"sources[{i}].name: duplicate source {source.name!r}")
+        if not source.secrets or any(not secret for secret in source.secrets):
+            raise ConfigError(f"sources[{i}].secrets: at least one non-empty secret is required")
+        for j, cidr in enumerate(source.allow_ips):
+            _check_network(cidr, f"sources[{i}].allow_ips[{j}]")
+    for j, cidr in enumerate(settings.server.trusted_proxies):
+        _check_network(cidr, f"server.trusted_proxies[{j}]")
+    for i, api_key in enumerate(settings.api_keys):
+        if (api_key.key is None) == (api_key.key_sha256 is None):
+            raise ConfigError(f"api_keys[{i}]: give exactly one of key or key_sha256")
+        if api_key.key is not None and not api_key.key:
+            raise ConfigError(f"api_keys[{i}].key: must not be empty")
+        if api_key.key_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", api_key.key_sha256):
+            raise ConfigError(f"api_keys[{i}].key_sha256: must be 64 hex characters")
+    if settings.handlers.retry_max_seconds < settings.handlers.retry_base_seconds:
+        raise ConfigError("handlers.retry_max_seconds: must not be below retry_base_seconds")
+    if not settings.database.url.startswith(("sqlite", "postgresql")):
+        raise ConfigError("database.url: must be a sqlite:// or postgresql+psycopg:// URL")
+    if not settings.redis.url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        raise ConfigError("redis.url: must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
+    return settings
+
+
+def _check_network(cidr: str, key: str) -> None:
+    try:
+        ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        raise ConfigError(f"{key}: {cidr!r} is not an IP address or CIDR") from None

@@ -1,0 +1,87 @@
+"""Wire shapes: what vendors send, what ingest answers, what travels on the queue.
+
+The ingest types decode the vendor body once, on the event loop. `payload`
+is kept as `msgspec.Raw` so that the exact bytes the vendor sent (a `\\u0000`
+escape included) are what we store and hand back, never a re-encoding.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+ACTION_PATTERN = r"^[A-Z][A-Z0-9_]*(:[A-Z][A-Z0-9_]*)+$"
+MAX_SENT_AT = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+Action = Annotated[str, msgspec.Meta(pattern=ACTION_PATTERN, max_length=128)]
+SentAt = Annotated[int, msgspec.Meta(ge=0, le=MAX_SENT_AT)]
+
+
+class IngestData(msgspec.Struct):
+    """`data` of a GuestXM webhook; unknown keys are allowed (and kept in the stored body)."""
+
+    sent_at: SentAt
+    action: Action
+    payload: msgspec.Raw
+
+
+class IngestEnvelope(msgspec.Struct):
+    data: IngestData
+
+
+class QueuedEvent(msgspec.Struct, frozen=True, array_like=True):
+    """One accepted event as it travels through Redis (and the spool) to a worker.
+
+    `array_like` keeps the job small; `body` is the exact request body as text.
+    """
+
+    id: str
+    source: str
+    fingerprint: str
+    received_at_us: int
+    request_id: str
+    body: str
+
+
+class Accepted(msgspec.Struct):
+    id: str
+    status: str
+    duplicate: bool
+
+
+class ErrorData(msgspec.Struct):
+    status: int
+    detail: str
+
+
+class Envelope(msgspec.Struct):
+    """The `{"data", "meta", "warnings"}` shape of every JSON response."""
+
+    data: Any
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+def error_envelope(status: int, code: str, detail: str, warnings: dict[str, Any] | None = None) -> Envelope:
+    return Envelope(data=ErrorData(status=status, detail=detail), meta={"code": code}, warnings=warnings or {})
+
+
+class Codes:
+    """`meta.code` values; one place so the API, ingest and tests agree."""
+
+    NOT_FOUND = "ERR:MSG:NOT_FOUND"
+    FORBIDDEN = "ERR:MSG:FORBIDDEN"
+    SIGNATURE = "ERR:MSG:SIGNATURE"
+    BODY_TOO_LARGE = "ERR:MSG:BODY_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "ERR:MSG:UNSUPPORTED_MEDIA_TYPE"
+    UNAVAILABLE = "ERR:MSG:UNAVAILABLE"
+    METHOD_NOT_ALLOWED = "ERR:MSG:METHOD_NOT_ALLOWED"
+    UNAUTHORIZED = "ERR:MSG:UNAUTHORIZED"
+    RATELIMITTED = "ERR:MSG:RATELIMITTED"
+    TIMEOUT = "ERR:MSG:TIMEOUT"
+    INTERNAL = "ERR:MSG:INTERNAL"
+
+    @staticmethod
+    def validation(what: str) -> str:
+        return f"ERR:MSG:VALIDATION:{what}"

@@ -1,0 +1,187 @@
+"""Handler plugins: the `@handler` decorator, action patterns, and plugin loading.
+
+A pattern is an action whose parts may be `*` (exactly one part), or a lone
+`*` for every action. Handlers come from three places, all ending in the
+same registry: `@handler` in any imported module, modules named in
+`[handlers] modules`, and entry points in the group `hookyard.handlers`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, TypeVar
+
+import msgspec
+
+from workers.event import Event
+
+ENTRY_POINT_GROUP = "hookyard.handlers"
+_PART = re.compile(r"^(\*|[A-Z][A-Z0-9_]*)$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+
+HandlerFunc = Callable[[Event], Any]
+F = TypeVar("F", bound=HandlerFunc)
+
+
+class HandlerError(Exception):
+    """A handler declared wrongly (bad pattern, clashing name) or a plugin that fails to load."""
+
+
+def check_pattern(pattern: str) -> str:
+    if pattern == "*":
+        return pattern
+    parts = pattern.split(":")
+    if len(parts) < 2 or not all(_PART.match(part) for part in parts) or len(pattern) > 128:
+        raise HandlerError(
+            f"bad action pattern {pattern!r}: use RESOURCE:VERB parts of A-Z0-9_, '*' for one part, or '*'"
+        )
+    return pattern
+
+
+def pattern_matches(pattern: str, action: str) -> bool:
+    if pattern == "*":
+        return True
+    wanted = pattern.split(":")
+    parts = action.split(":")
+    return len(wanted) == len(parts) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True))
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    name: str
+    patterns: tuple[str, ...]
+    func: HandlerFunc
+    max_attempts: int | None = None
+    timeout_seconds: float | None = None
+    is_async: bool = field(default=False)
+    module: str = ""
+
+    def matches(self, action: str) -> bool:
+        return any(pattern_matches(pattern, action) for pattern in self.patterns)
+
+
+class HandlerInfo(msgspec.Struct, frozen=True):
+    """A handler as `hookyard handlers` and `GET /v1/handlers` show it."""
+
+    name: str
+    patterns: list[str]
+    max_attempts: int
+    timeout_seconds: float
+    module: str = ""
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, HandlerSpec] = {}
+        self._loaded_modules: set[str] = set()
+
+    def add(self, spec: HandlerSpec) -> None:
+        existing = self._handlers.get(spec.name)
+        if existing is not None and existing.func is not spec.func:
+            if _same_function(existing.func, spec.func):
+                self._handlers[spec.name] = spec  # a module imported twice (reload), same code
+                return
+            raise HandlerError(
+                f"handler name {spec.name!r} is taken by {existing.module}; give one of them name=..."
+            )
+        self._handlers[spec.name] = spec
+
+    def handler(
+        self,
+        pattern: str,
+        *more_patterns: str,
+        name: str | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+    ) -> Callable[[F], F]:
+        patterns = tuple(check_pattern(p) for p in (pattern, *more_patterns))
+        if max_attempts is not None and max_attempts < 1:
+            raise HandlerError("max_attempts must be at least 1")
+        if timeout_seconds is not None and timeout_seconds <= 0:
+            raise HandlerError("timeout_seconds must be positive")
+
+        def register(func: F) -> F:
+            handler_name = name or f"{func.__module__}.{func.__qualname__}"
+            if not _NAME.match(handler_name):
+                raise HandlerError(f"bad handler name {handler_name!r}")
+            self.add(
+                HandlerSpec(
+                    name=handler_name,
+                    patterns=patterns,
+                    func=func,
+                    max_attempts=max_attempts,
+                    timeout_seconds=timeout_seconds,
+                    is_async=inspect.iscoroutinefunction(func),
+                    module=func.__module__,
+                )
+            )
+            return func
+
+        return register
+
+    def get(self, name: str) -> HandlerSpec | None:
+        return self._handlers.get(name)
+
+    def all(self) -> list[HandlerSpec]:
+        return sorted(self._handlers.values(), key=lambda spec: spec.name)
+
+    def matching(self, action: str) -> list[HandlerSpec]:
+        return [spec for spec in self.all() if spec.matches(action)]
+
+    def names(self) -> set[str]:
+        return set(self._handlers)
+
+    def clear(self) -> None:
+        self._handlers.clear()
+        self._loaded_modules.clear()
+
+    def load(self, modules: Iterable[str], *, use_entry_points: bool = True) -> None:
+        """Import configured modules and entry points; their `@handler`s register themselves."""
+        for module in modules:
+            self._import(module, origin=f"[handlers] modules: {module}")
+        if use_entry_points:
+            for entry in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    loaded = entry.load()
+                except Exception as exc:
+                    raise HandlerError(f"entry point {entry.name!r} ({entry.value}) failed: {exc}") from exc
+                if isinstance(loaded, HandlerSpec):
+                    self.add(loaded)
+
+    def _import(self, module: str, origin: str) -> None:
+        if module in self._loaded_modules:
+            return
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise HandlerError(f"{origin}: import failed: {type(exc).__name__}: {exc}") from exc
+        self._loaded_modules.add(module)
+
+    def describe(self, default_max_attempts: int, default_timeout: float) -> list[HandlerInfo]:
+        return [
+            HandlerInfo(
+                name=spec.name,
+                patterns=list(spec.patterns),
+                max_attempts=spec.max_attempts or default_max_attempts,
+                timeout_seconds=spec.timeout_seconds or default_timeout,
+                module=spec.module,
+            )
+            for spec in self.all()
+        ]
+
+
+def _same_function(a: HandlerFunc, b: HandlerFunc) -> bool:
+    return getattr(a, "__module__", None) == getattr(b, "__module__", None) and getattr(
+        a, "__qualname__", None
+    ) == getattr(b, "__qualname__", None)
+
+
+REGISTRY = Registry()
+"""The process-wide registry that `@handler` writes to."""
+
+handler = REGISTRY.handler
