@@ -35,11 +35,7 @@ class ConfigError(Exception):
     """A configuration problem, worded as one line that names the key."""
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    pass
-
-
-class ServerSettings(_Section):
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 8000
     max_body_bytes: Positive = 1_048_576
@@ -52,19 +48,19 @@ class ServerSettings(_Section):
     """The fsync'd file that holds accepted events while Redis is away."""
 
 
-class RedisSettings(_Section):
+class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     url: str = DEFAULT_REDIS_URL
     queue: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "hookyard"
     socket_timeout_seconds: PositiveFloat = 2.0
     """Bounds every Redis call so a stopped Redis means spool or 503, never a hang."""
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     url: str = DEFAULT_DATABASE_URL
     pool_size: Positive = 5
 
 
-class SourceSettings(_Section):
+class SourceSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     name: SourceName
     scheme: Literal["gxm-sha256"] = "gxm-sha256"
     secrets: tuple[str, ...] = ()
@@ -74,7 +70,7 @@ class SourceSettings(_Section):
     rate_per_minute: Positive | None = None
 
 
-class ApiKeySettings(_Section):
+class ApiKeySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     name: str
     key: str | None = None
     key_sha256: str | None = None
@@ -82,7 +78,7 @@ class ApiKeySettings(_Section):
     rate_per_minute: Positive = 600
 
 
-class HandlerSettings(_Section):
+class HandlerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     modules: tuple[str, ...] = ()
     default_max_attempts: Positive = 5
     timeout_seconds: PositiveFloat = 30.0
@@ -90,14 +86,14 @@ class HandlerSettings(_Section):
     retry_max_seconds: PositiveFloat = 600.0
 
 
-class WorkerSettings(_Section):
+class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     heartbeat_seconds: Positive = 10
     """A killed worker's job is re-run after about 2 x this plus `maintenance_seconds`."""
     maintenance_seconds: Positive = 15
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
 
 
-class LogSettings(_Section):
+class LogSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -213,8 +209,7 @@ def _resolve_secrets(settings: Settings, env: dict[str, str]) -> Settings:
         msgspec.structs.replace(
             source,
             secrets=tuple(
-                resolve_secret(secret, f"sources[{i}].secrets[{j}]", env)
-                for j, secret in enumerate(source.secrets)
+                resolve_secret(secret, f"sources[{i}].secrets[{j}]", env) for j, secret in enumerate(source.secrets)
             ),
         )
         for i, source in enumerate(settings.sources)

@@ -30,6 +30,14 @@ class IngestEnvelope(msgspec.Struct):
     data: IngestData
 
 
+class CheckedData(msgspec.Struct):
+    """The same `data`, checked from the already-decoded object at ingest."""
+
+    sent_at: SentAt
+    action: Action
+    payload: dict[str, Any]
+
+
 class QueuedEvent(msgspec.Struct, frozen=True, array_like=True):
     """One accepted event as it travels through Redis (and the spool) to a worker.
 

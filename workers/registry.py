@@ -86,9 +86,7 @@ class Registry:
             if _same_function(existing.func, spec.func):
                 self._handlers[spec.name] = spec  # a module imported twice (reload), same code
                 return
-            raise HandlerError(
-                f"handler name {spec.name!r} is taken by {existing.module}; give one of them name=..."
-            )
+            raise HandlerError(f"handler name {spec.name!r} is taken by {existing.module}; give one of them name=...")
         self._handlers[spec.name] = spec
 
     def handler(

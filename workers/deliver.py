@@ -1,0 +1,294 @@
+"""Run deliveries: claim, run each handler isolated and time-limited, record, retry.
+
+A delivery is claimed before its handler runs: `attempts` goes up and a
+lease is set in a committed transaction. So a worker that dies mid-handler
+(`kill -9`, OOM, a handler calling `os._exit`) still counts the attempt, and
+its expired lease tells the next worker what happened. Deliveries whose last
+attempt died that way are "suspect": they run one at a time, so a poison
+event can only use up its own attempts, never its neighbours', and goes
+`dead` after `max_attempts` instead of crash-looping the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import structlog
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from schemas.settings import HandlerSettings
+from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
+from workers.defaults import LEASE_GRACE_SECONDS
+from workers.event import Event, PermanentError
+from workers.registry import HandlerSpec, Registry
+
+log = structlog.get_logger("hookyard.deliver")
+
+_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
+MAX_ERROR_CHARS = 2000
+
+
+class HandlerTimeout(Exception):
+    """The handler ran past its time limit."""
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    id: int
+    event_id: str
+    handler: str
+    attempts: int
+    max_attempts: int
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    delivery_id: int
+    event_id: str
+    handler: str
+    status: str
+    error: str | None
+    duration_ms: float | None
+    next_attempt_at: datetime | None = None
+
+
+def backoff_seconds(attempt: int, settings: HandlerSettings) -> float:
+    """base * 2**(attempt-1), capped, with +-20 % jitter so retries do not stampede."""
+    delay = min(settings.retry_base_seconds * 2 ** max(attempt - 1, 0), settings.retry_max_seconds)
+    return float(min(delay * random.uniform(0.8, 1.2), settings.retry_max_seconds))  # noqa: S311
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt sync handler code after `seconds` (SIGALRM; main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise HandlerTimeout(f"handler exceeded its {seconds:g} s time limit")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class DeliveryRunner:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        registry: Registry,
+        settings: HandlerSettings,
+        schedule_retry: Callable[[list[int], float], None],
+        worker_name: str = "",
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.settings = settings
+        self.schedule_retry = schedule_retry
+        self.worker_name = worker_name
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, delivery_ids: Sequence[int]) -> list[Outcome]:
+        """Run the due ones among `delivery_ids`; fresh ones together, suspect ones singly."""
+        if not delivery_ids:
+            return []
+        fresh, suspect = self._partition(delivery_ids)
+        outcomes = self._run_group(fresh)
+        for delivery_id in suspect:
+            outcomes += self._run_group([delivery_id])
+        return outcomes
+
+    def _partition(self, delivery_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(DeliveryRow.id, DeliveryRow.lease_until).where(DeliveryRow.id.in_(delivery_ids))
+            ).all()
+        fresh = sorted(row.id for row in rows if row.lease_until is None)
+        suspect = sorted(row.id for row in rows if row.lease_until is not None)
+        return fresh, suspect
+
+    def _run_group(self, delivery_ids: list[int]) -> list[Outcome]:
+        if not delivery_ids:
+            return []
+        claimed, events = self._claim(delivery_ids)
+        outcomes = [self._attempt(item, events[item.event_id]) for item in claimed]
+        if outcomes:
+            self._record(outcomes)
+        return outcomes
+
+    def _claim(self, delivery_ids: list[int]) -> tuple[list[Claimed], dict[str, EventRow]]:
+        now = datetime.now(UTC)
+        with self.sessions() as session, session.begin():
+            claimed_rows = session.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.id.in_(delivery_ids),
+                    DeliveryRow.status.in_(DeliveryStatus.OPEN),
+                    or_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.next_attempt_at <= now),
+                    or_(DeliveryRow.lease_until.is_(None), DeliveryRow.lease_until < now),
+                )
+                .values(
+                    attempts=DeliveryRow.attempts + 1,
+                    lease_until=now + timedelta(seconds=self._max_timeout() + LEASE_GRACE_SECONDS),
+                    last_started_at=now,
+                    updated_at=now,
+                )
+                .returning(
+                    DeliveryRow.id,
+                    DeliveryRow.event_id,
+                    DeliveryRow.handler,
+                    DeliveryRow.attempts,
+                    DeliveryRow.max_attempts,
+                )
+            ).all()
+            claimed = sorted(
+                (Claimed(r.id, r.event_id, r.handler, r.attempts, r.max_attempts) for r in claimed_rows),
+                key=lambda c: c.id,
+            )
+            event_ids = {c.event_id for c in claimed}
+            events = (
+                {row.id: row for row in session.scalars(select(EventRow).where(EventRow.id.in_(event_ids)))}
+                if event_ids
+                else {}
+            )
+        return claimed, events
+
+    def _max_timeout(self) -> float:
+        limits = [spec.timeout_seconds for spec in self.registry.all() if spec.timeout_seconds]
+        return max([self.settings.timeout_seconds, *limits])
+
+    def _attempt(self, item: Claimed, event: EventRow) -> Outcome:
+        bound = log.bind(
+            event_id=item.event_id, request_id=event.request_id, handler=item.handler, attempt=item.attempts
+        )
+        if item.attempts > item.max_attempts:
+            died = f"attempt {item.attempts - 1} never finished: the worker died while running it"
+            bound.error("delivery_dead", reason="worker died on every attempt")
+            return Outcome(item.id, item.event_id, item.handler, DeliveryStatus.DEAD, died, None)
+        spec = self.registry.get(item.handler)
+        started = time.perf_counter()
+        error: str | None = None
+        permanent = False
+        try:
+            if spec is None:
+                raise LookupError(f"handler {item.handler!r} is not registered on worker {self.worker_name!r}")
+            self._call(spec, self._event(item, event))
+        except PermanentError as exc:
+            permanent = True
+            error = _describe(exc)
+        except Exception as exc:  # noqa: BLE001 - a handler's failure (or time-out) is data, not our crash
+            error = _describe(exc)
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        if error is None:
+            bound.debug("delivery_succeeded", duration_ms=round(duration_ms, 2))
+            return Outcome(item.id, item.event_id, item.handler, DeliveryStatus.SUCCEEDED, None, duration_ms)
+        if permanent or item.attempts >= item.max_attempts:
+            bound.warning("delivery_dead", error=error[:200], permanent=permanent)
+            return Outcome(item.id, item.event_id, item.handler, DeliveryStatus.DEAD, error, duration_ms)
+        delay = backoff_seconds(item.attempts, self.settings)
+        bound.info("delivery_retrying", error=error[:200], retry_in_seconds=round(delay, 2))
+        return Outcome(
+            item.id,
+            item.event_id,
+            item.handler,
+            DeliveryStatus.RETRYING,
+            error,
+            duration_ms,
+            datetime.now(UTC) + timedelta(seconds=delay),
+        )
+
+    def _event(self, item: Claimed, row: EventRow) -> Event:
+        return Event(
+            id=row.id,
+            source=row.source,
+            action=row.action,
+            sent_at=datetime.fromtimestamp(row.sent_at, UTC),
+            received_at=row.received_at,
+            payload=_decode_payload(row.payload),
+            attempt=item.attempts,
+            handler=item.handler,
+        )
+
+    def _call(self, spec: HandlerSpec, event: Event) -> None:
+        timeout = spec.timeout_seconds or self.settings.timeout_seconds
+        if spec.is_async:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(asyncio.wait_for(spec.func(event), timeout))
+            except TimeoutError:
+                raise HandlerTimeout(f"handler exceeded its {timeout:g} s time limit") from None
+            return
+        with time_limit(timeout):
+            spec.func(event)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        now = datetime.now(UTC)
+        with self.sessions() as session, session.begin():
+            session.execute(
+                update(DeliveryRow),
+                [
+                    {
+                        "id": o.delivery_id,
+                        "status": o.status,
+                        "last_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
+                        "next_attempt_at": o.next_attempt_at,
+                        "lease_until": None,
+                        "updated_at": now,
+                        "last_duration_ms": o.duration_ms,
+                    }
+                    for o in outcomes
+                ],
+            )
+            refresh_event_status(session, {o.event_id for o in outcomes})
+        retrying = [o for o in outcomes if o.status == DeliveryStatus.RETRYING and o.next_attempt_at]
+        for outcome in retrying:
+            assert outcome.next_attempt_at is not None
+            delay = max((outcome.next_attempt_at - now).total_seconds(), 0.0)
+            self.schedule_retry([outcome.delivery_id], delay)
+
+
+def refresh_event_status(session: Session, event_ids: set[str]) -> None:
+    """failed if any delivery is dead, processed if all succeeded, else processing."""
+    if not event_ids:
+        return
+    counts: dict[str, dict[str, int]] = {event_id: {} for event_id in event_ids}
+    for event_id, status, count in session.execute(
+        select(DeliveryRow.event_id, DeliveryRow.status, func.count())
+        .where(DeliveryRow.event_id.in_(event_ids))
+        .group_by(DeliveryRow.event_id, DeliveryRow.status)
+    ):
+        counts[event_id][status] = count
+    by_status: dict[str, list[str]] = {}
+    for event_id, statuses in counts.items():
+        if not statuses:
+            status = EventStatus.STORED
+        elif statuses.get(DeliveryStatus.DEAD):
+            status = EventStatus.FAILED
+        elif set(statuses) == {DeliveryStatus.SUCCEEDED}:
+            status = EventStatus.PROCESSED
+        else:
+            status = EventStatus.PROCESSING
+        by_status.setdefault(status, []).append(event_id)
+    for status, ids in by_status.items():
+        session.execute(update(EventRow).where(EventRow.id.in_(ids)).values(status=status))
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"

@@ -1,0 +1,214 @@
+"""De-duplicate and enqueue accepted events in one atomic Redis round trip.
+
+Ingest hands every accepted event to an `EventQueue`. Events that arrive
+while a write is in flight are grouped (group commit): one Lua script call
+checks each fingerprint (`HSETNX hookyard:fp:<source>`) and writes one
+ordinary RQ job holding the new ones (job hash + `RPUSH` onto the queue,
+exactly what `rq.Queue.enqueue` writes). A lone event goes out at once; under
+load, batches grow by themselves. RQ's tools (`rq info`, registries,
+rq-dashboard) see normal jobs.
+
+When Redis is unreachable the batch goes to the fsync'd spool instead and is
+drained through the same script later, so a drained event is still
+de-duplicated and never queued twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
+
+from schemas.wire import QueuedEvent
+from workers.defaults import (
+    STORE_JOB_FAILURE_TTL,
+    STORE_JOB_RETRIES,
+    STORE_JOB_RETRY_INTERVALS,
+    STORE_JOB_TIMEOUT,
+)
+from workers.spool import Spool, SpoolError
+
+log = structlog.get_logger("hookyard.enqueue")
+
+STORE_JOB_FUNC = "workers.jobs.store_batch"
+MAX_BATCH = 256
+"""Events per Lua call: large enough for bursts, small enough to keep Redis responsive."""
+
+_LUA = """
+local queue_key, queues_key, job_key, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local first = 13
+local n = (#ARGV - first + 1) / 4
+local parts, result = {}, {}
+for i = 0, n - 1 do
+  local b = first + i * 4
+  local fp_key, fp, id, fragment = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  if redis.call('HSETNX', fp_key, fp, id) == 1 then
+    parts[#parts + 1] = fragment
+    result[#result + 1] = ''
+  else
+    result[#result + 1] = redis.call('HGET', fp_key, fp)
+  end
+end
+if #parts > 0 then
+  redis.call('SADD', queues_key, queue_key)
+  redis.call('HSET', job_key,
+    'status', 'queued', 'created_at', now, 'enqueued_at', now, 'origin', origin,
+    'data', head .. table.concat(parts, ',') .. tail,
+    'description', 'store ' .. #parts .. ' event(s)',
+    'timeout', timeout, 'result_ttl', 0, 'failure_ttl', failure_ttl,
+    'retries_left', retries, 'retry_intervals', intervals,
+    'started_at', '', 'ended_at', '', 'last_heartbeat', '', 'worker_name', '', 'group_id', '',
+    'success_callback_name', '', 'failure_callback_name', '', 'stopped_callback_name', '')
+  redis.call('RPUSH', queue_key, job_id)
+end
+return result
+"""
+
+_DATA_HEAD = '["' + STORE_JOB_FUNC + '",null,[['
+_DATA_TAIL = "]],{}]"
+_encode = msgspec.json.Encoder().encode
+
+
+def fingerprint_key(source: str) -> str:
+    return f"hookyard:fp:{source}"
+
+
+def rq_timestamp(moment: datetime | None = None) -> str:
+    """RQ's own `utcformat`: what its registries and `rq info` parse."""
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def script_args(queue_name: str, events: Sequence[QueuedEvent]) -> list[Any]:
+    job_id = uuid.uuid4().hex
+    args: list[Any] = [
+        f"rq:queue:{queue_name}",
+        "rq:queues",
+        f"rq:job:{job_id}",
+        job_id,
+        rq_timestamp(),
+        queue_name,
+        _DATA_HEAD,
+        _DATA_TAIL,
+        STORE_JOB_TIMEOUT,
+        STORE_JOB_RETRIES,
+        _encode(STORE_JOB_RETRY_INTERVALS),
+        STORE_JOB_FAILURE_TTL,
+    ]
+    for event in events:
+        args += (fingerprint_key(event.source), event.fingerprint, event.id, _encode(event))
+    return args
+
+
+class QueueUnavailable(Exception):
+    """Neither Redis nor the spool took the event: ingest answers 503."""
+
+
+class EnqueueResult(msgspec.Struct, frozen=True):
+    id: str
+    duplicate: bool
+    spooled: bool = False
+
+
+class _Pending(msgspec.Struct):
+    event: QueuedEvent
+    future: asyncio.Future[EnqueueResult]
+
+
+class EventQueue:
+    """The async enqueue path of one API process: group commit, dedup, spool fallback."""
+
+    def __init__(self, client: aioredis.Redis, queue_name: str, spool: Spool) -> None:
+        self._client = client
+        self._queue_name = queue_name
+        self._spool = spool
+        self._script = client.register_script(_LUA)
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.redis_ok = True
+
+    async def submit(self, event: QueuedEvent) -> EnqueueResult:
+        future: asyncio.Future[EnqueueResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(event, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop())
+        return await future
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._write(batch)
+        finally:
+            self._flusher = None
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        events = [item.event for item in batch]
+        try:
+            existing = await self.enqueue(events)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self.redis_ok = False
+            await self._spool_or_fail(batch, exc)
+            return
+        except BaseException as exc:  # cancelled or a bug: never leave a request hanging
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(QueueUnavailable(str(exc)))
+            raise
+        self.redis_ok = True
+        for item, first_id in zip(batch, existing, strict=True):
+            if not item.future.done():
+                item.future.set_result(EnqueueResult(id=first_id or item.event.id, duplicate=bool(first_id)))
+
+    async def enqueue(self, events: Sequence[QueuedEvent]) -> list[str]:
+        """Run the script; for each event, '' if queued now or the id it duplicates."""
+        raw = await self._script(args=script_args(self._queue_name, events))
+        return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
+
+    async def _spool_or_fail(self, batch: list[_Pending], cause: BaseException) -> None:
+        events = [item.event for item in batch]
+        try:
+            await asyncio.to_thread(self._spool.put_many, events)
+        except SpoolError as exc:
+            log.error("spool_failed", error=str(exc), redis_error=str(cause), events=len(events))
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(QueueUnavailable("queue and spool unavailable"))
+            return
+        log.warning("spooled", reason=str(cause), events=len(events), event_ids=[e.id for e in events][:10])
+        for item in batch:
+            if not item.future.done():
+                item.future.set_result(EnqueueResult(id=item.event.id, duplicate=False, spooled=True))
+
+    async def drain_spool(self) -> int:
+        """Move spooled events into Redis, oldest first; returns how many moved."""
+        moved = 0
+        while True:
+            rows = await asyncio.to_thread(self._spool.peek, MAX_BATCH)
+            if not rows:
+                return moved
+            await self.enqueue([event for _, event in rows])
+            await asyncio.to_thread(self._spool.delete_through, rows[-1][0])
+            moved += len(rows)
+            log.info("spool_drained", events=len(rows))
+
+    async def drain_forever(self, interval: float = 1.0) -> None:
+        """Background task: retry the spool every `interval` seconds while it holds events."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await asyncio.to_thread(self._spool.count):
+                    await self.drain_spool()
+                    self.redis_ok = True
+            except (redis.exceptions.RedisError, OSError):
+                self.redis_ok = False
+            except SpoolError as exc:
+                log.error("spool_unreadable", error=str(exc))

@@ -1,0 +1,193 @@
+"""`hookyard worker`: a supervisor that keeps worker processes alive.
+
+Each child runs `HookyardWorker`, an RQ `SimpleWorker` on exactly one queue
+(RQ then dequeues with BLMOVE into its intermediate list, so a worker killed
+in the dequeue window does not lose the job). It runs jobs in-process (no
+fork per job), sends heartbeats from a thread so a `kill -9`'d worker's job
+is recovered by any other worker within about `3 x heartbeat_seconds +
+maintenance_seconds`, and sweeps stranded deliveries at every maintenance
+pass.
+
+The supervisor restarts a child that dies (a handler that crashes its
+process, OOM) with backoff, and on SIGTERM asks children for a warm
+shutdown, then kills what is left after the grace period.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import structlog
+from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
+
+from schemas.settings import Settings, load_settings
+from workers.context import WorkerContext, set_context
+from workers.jobs import reconcile
+from workers.logs import configure_logging
+from workers.serializer import JSONSerializer
+
+log = structlog.get_logger("hookyard.worker")
+
+SHUTDOWN_GRACE_SECONDS = 25.0
+"""How long the supervisor waits for children after SIGTERM before SIGKILL."""
+
+
+class HookyardWorker(SimpleWorker):
+    def __init__(self, *args: Any, context: WorkerContext, **kwargs: Any) -> None:
+        self.context = context
+        self.heartbeat_seconds = context.settings.worker.heartbeat_seconds
+        super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return int(self.heartbeat_seconds * 3)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(job, execution, done), daemon=True)
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beat.join(timeout=5)
+        self.set_state("idle")
+
+    def _beat(self, job: Job, execution: Any, done: threading.Event) -> None:
+        while not done.wait(self.heartbeat_seconds):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried next time
+                log.warning("heartbeat_failed", error=type(exc).__name__, job_id=job.id)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        try:
+            reconcile(self.context)
+        except Exception as exc:  # noqa: BLE001 - the sweep runs again at the next pass
+            log.warning("reconcile_failed", error=type(exc).__name__)
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.context.stopping.set()
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def build_worker(context: WorkerContext) -> HookyardWorker:
+    settings = context.settings
+    return HookyardWorker(
+        [context.queue],
+        connection=context.redis,
+        serializer=JSONSerializer,
+        context=context,
+        maintenance_interval=settings.worker.maintenance_seconds,
+        worker_ttl=settings.worker.maintenance_seconds + 15,  # RQ blocks in dequeue for ttl - 15 s
+        job_monitoring_interval=settings.worker.heartbeat_seconds,
+    )
+
+
+def run_one(settings: Settings, *, burst: bool) -> int:
+    """Run one worker in this process until it stops (or, with `burst`, the queue is empty)."""
+    context = WorkerContext.build(settings)
+    set_context(context)
+    worker = build_worker(context)
+    log.info("worker_started", name=worker.name, queue=settings.redis.queue, handlers=len(context.registry.all()))
+    try:
+        worked = worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+    finally:
+        context.close()
+    return 0 if worked or burst else 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child if the supervisor is SIGKILLed."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def child_main() -> None:
+    _die_with_parent()
+    settings = load_settings()
+    configure_logging(settings.log)
+    sys.exit(run_one(settings, burst=False))
+
+
+class Supervisor:
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def _spawn(self, slot: int) -> None:
+        child = subprocess.Popen([sys.executable, "-m", "workers.worker"])
+        self.children[slot] = child
+        log.info("worker_child_started", slot=slot, pid=child.pid)
+
+    def _stop(self, signum: int, _frame: Any) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("worker_stopping", signal=signal.Signals(signum).name)
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        backoff = dict.fromkeys(range(self.processes), 1.0)
+        started = {}
+        for slot in range(self.processes):
+            self._spawn(slot)
+            started[slot] = time.monotonic()
+        while not self.stopping:
+            time.sleep(0.2)
+            for slot, child in list(self.children.items()):
+                code = child.poll()
+                if code is None or self.stopping:
+                    continue
+                lived = time.monotonic() - started[slot]
+                backoff[slot] = 1.0 if lived > 60 else min(backoff[slot] * 2, 30.0)
+                log.error(
+                    "worker_child_died",
+                    slot=slot,
+                    pid=child.pid,
+                    exit_code=code,
+                    restart_in_seconds=backoff[slot],
+                )
+                time.sleep(backoff[slot])
+                if not self.stopping:
+                    self._spawn(slot)
+                    started[slot] = time.monotonic()
+        return self._wait_for_children()
+
+    def _wait_for_children(self) -> int:
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                log.error("worker_child_killed", pid=child.pid, reason="grace period over")
+                child.kill()
+                child.wait()
+        return 0
+
+
+def supervise(processes: int) -> int:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return Supervisor(processes).run()
+
+
+if __name__ == "__main__":
+    child_main()
