@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
+import uvicorn
 
+from schemas.migrate import upgrade
 from schemas.settings import ConfigError, Settings, load_settings
 from schemas.wire import ACTION_PATTERN
+from service.dev import run_dev
+from service.signatures import scheme_for
+from workers.context import WorkerContext
+from workers.db import make_engine
+from workers.jobs import reconcile
+from workers.logs import configure_logging
+from workers.registry import REGISTRY, HandlerError
+from workers.worker import run_one, supervise
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -33,8 +45,6 @@ def _settings_with(overrides: dict[str, str]) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     overrides = {}
     if args.host:
         overrides["HOOKYARD_SERVER_HOST"] = args.host
@@ -58,9 +68,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.logs import configure_logging
-    from workers.worker import run_one, supervise
-
     configure_logging(settings.log)
     if args.burst:
         return run_one(settings, burst=True)
@@ -68,9 +75,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.migrate import upgrade
-    from workers.db import make_engine
-
     engine = make_engine(settings.database)
     try:
         upgrade(engine)
@@ -81,14 +85,10 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dev(args: argparse.Namespace, _settings: Settings) -> int:
-    from service.dev import run_dev
-
     return run_dev(port=args.port, processes=args.processes)
 
 
 def signature_for(settings: Settings, source_name: str) -> tuple[str, str]:
-    from service.signatures import scheme_for
-
     source = settings.source(source_name)
     if source is None:
         names = ", ".join(s.name for s in settings.sources) or "none configured"
@@ -103,15 +103,11 @@ def cmd_sign(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_test_body(action: str, payload: dict[str, Any], sent_at: int | None) -> bytes:
-    import time
-
     data = {"sent_at": int(time.time()) if sent_at is None else sent_at, "action": action, "payload": payload}
     return msgspec.json.encode({"data": data, "meta": {}, "warnings": {}})
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    import re
-
     if not re.match(ACTION_PATTERN, args.action):
         raise UsageError(f"--action {args.action!r} is not an action like LOCATION:CREATED")
     try:
@@ -142,8 +138,6 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_handlers(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.registry import REGISTRY, HandlerError
-
     try:
         REGISTRY.load(settings.handlers.modules)
     except HandlerError as exc:
@@ -166,9 +160,6 @@ def cmd_handlers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reconcile(_args: argparse.Namespace, settings: Settings) -> int:
-    from workers.context import WorkerContext
-    from workers.jobs import reconcile
-
     context = WorkerContext.build(settings)
     try:
         count = reconcile(context)

@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from schemas.settings import CONFIG_ENV, DEFAULT_CONFIG_PATH, load_settings
+from schemas.settings import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
 from service.embedded_redis import EmbeddedRedis
+from service.signatures import scheme_for
 
 VAR = Path("var")
 
@@ -99,11 +100,7 @@ def run_dev(port: int, processes: int) -> int:
             embedded.stop()
 
 
-def _print_welcome(settings: object, env: dict[str, str]) -> None:
-    from schemas.settings import Settings
-    from service.signatures import scheme_for
-
-    assert isinstance(settings, Settings)
+def _print_welcome(settings: Settings, env: dict[str, str]) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
     config = env.get(CONFIG_ENV, DEFAULT_CONFIG_PATH)
     lines = [f"hookyard is starting on {base} (config: {config}, Redis: {env['HOOKYARD_REDIS_URL']})"]

