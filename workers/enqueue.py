@@ -41,7 +41,7 @@ STORE_JOB_FUNC = "workers.jobs.store_batch"
 MAX_BATCH = 256
 """Events per Lua call: large enough for bursts, small enough to keep Redis responsive."""
 
-_LUA = """
+ENQUEUE_LUA = """
 local queue_key, queues_key, job_key, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
@@ -130,7 +130,7 @@ class EventQueue:
         self._client = client
         self._queue_name = queue_name
         self._spool = spool
-        self._script = client.register_script(_LUA)
+        self._script = client.register_script(ENQUEUE_LUA)
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self.redis_ok = True

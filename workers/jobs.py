@@ -88,7 +88,11 @@ def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: f
         "description": f"run {len(delivery_ids)} delivery(ies)",
     }
     if delay > 0:
-        context.queue.enqueue_in(timedelta(seconds=delay), RUN_DELIVERIES, delivery_ids, **options)
+        # RQ's scheduled registry keeps whole seconds, rounded down: round up so a retry never
+        # fires before its backoff is over (it would find the delivery not yet due and skip it).
+        due = datetime.now(UTC) + timedelta(seconds=delay)
+        due = due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due
+        context.queue.enqueue_at(due, RUN_DELIVERIES, delivery_ids, **options)
     else:
         context.queue.enqueue(RUN_DELIVERIES, delivery_ids, **options)
 
