@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import UTC
 
@@ -179,7 +180,7 @@ def test_backoff_spaces_the_retries(config: Config, worker: Worker, registry: Re
 
     [event_id] = enqueue_events(config, gxm_body())
     worker.drain_until(lambda: _statuses(config, event_id)["slow-to-recover"][0] == "dead")
-    gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(started)]
     assert len(gaps) == 2
     assert gaps[0] >= 0.04
     assert gaps[1] >= 0.08
