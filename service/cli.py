@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import time
 import urllib.error
@@ -51,6 +52,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.port is not None:
         overrides["HOOKYARD_SERVER_PORT"] = str(args.port)
     settings = _settings_with(overrides)
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -65,6 +68,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         server_header=False,
     )
     return 0
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    sys.exit(0)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
