@@ -86,13 +86,7 @@ def _database_counts(
     )
     oldest = None
     if oldest_created is not None:
-        oldest = max(0.0, (now - _aware(oldest_created)).total_seconds())
+        oldest = max(0.0, (now - oldest_created).total_seconds())
     events = EventCounts(total=sum(by_status.values()), by_action=by_action, by_status=by_status)
     return events, DeliveryCounts(by_status=deliveries), oldest
 
-
-def _aware(value: datetime) -> datetime:
-    """`min()` bypasses the column type, so SQLite hands back naive UTC (or even text)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
