@@ -1,8 +1,9 @@
 """Operator subcommands `hookyard purge` and `hookyard stats`.
 
-`service.cli` calls `add_ops_commands(subparsers)`; each subcommand stores
-its handler as `run` (`args.run(args, settings) -> exit code`). Bad
-arguments are one line on stderr and exit 2, like bad configuration.
+`service.cli` calls `add_ops_commands(subparsers)`. Like the other
+subcommands, each stores its handler as `func`:
+`args.func(args, settings) -> exit code`. Bad arguments are one line on
+stderr and exit 2, like bad configuration.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def add_ops_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--batch-size", type=int, default=1000, metavar="N", help="events per transaction")
     p.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(run=run_purge)
+    p.set_defaults(func=run_purge)
 
     s = subparsers.add_parser(
         "stats",
@@ -48,7 +49,7 @@ def add_ops_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     s.add_argument("--since", default="24h", metavar="AGE|TIME", help="24h, 7d, or an ISO 8601 time")
     s.add_argument("--json", action="store_true", help="print the /v1/stats JSON")
-    s.set_defaults(run=run_stats)
+    s.set_defaults(func=run_stats)
 
 
 def run_purge(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,7 +7,9 @@ of the session. SQL: a fresh SQLite file per test, and PostgreSQL when
 afterwards. Tests keep to their own Redis keys (unique sources and queue
 names) so they never need to flush a shared Redis.
 
-Conftests import these fixtures; `tests/conftest.py` may replace them.
+Fixture names start with `ops_` so that they never shadow the root
+conftest's `redis_url`, `engine`, ... for other tests in the same folders;
+once the branches meet they can give way to the root ones.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ops_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     configured = os.environ.get("HOOKYARD_TEST_REDIS_URL")
     if configured:
         yield configured
@@ -71,19 +73,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def ops_redis(ops_redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(ops_redis_url)
     yield client
     client.close()
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def ops_sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hookyard.db'}"
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def ops_postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose connections default to a fresh schema, dropped afterwards."""
     base = os.environ.get("HOOKYARD_TEST_POSTGRES_URL")
     if not base:
@@ -100,16 +102,16 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> str:
+def ops_database_url(request: pytest.FixtureRequest) -> str:
     """Each test that takes this runs on SQLite and (when configured) on PostgreSQL."""
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    name = "ops_sqlite_url" if request.param == "sqlite" else "ops_postgres_url"
     return str(request.getfixturevalue(name))
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def ops_engine(ops_database_url: str) -> Iterator[Engine]:
     """A migrated engine built the way production builds it (`workers.db.make_engine`)."""
-    made = make_engine(DatabaseSettings(url=database_url, pool_size=4))
+    made = make_engine(DatabaseSettings(url=ops_database_url, pool_size=4))
     upgrade(made)
     yield made
     made.dispose()

@@ -1,10 +1,10 @@
-"""Real-service fixtures (see tests/realservices.py)."""
+"""Real-service fixtures for the operator-tool tests (see tests/realservices.py)."""
 
 from tests.realservices import (  # noqa: F401  # fixtures, found by name
-    database_url,
-    engine,
-    postgres_url,
-    redis_client,
-    redis_url,
-    sqlite_url,
+    ops_database_url,
+    ops_engine,
+    ops_postgres_url,
+    ops_redis,
+    ops_redis_url,
+    ops_sqlite_url,
 )
