@@ -24,6 +24,7 @@ import uvicorn
 from schemas.migrate import upgrade
 from schemas.settings import ConfigError, Settings, load_settings
 from schemas.wire import ACTION_PATTERN
+from service.cli_ops import add_ops_commands
 from service.dev import run_dev
 from service.signatures import scheme_for
 from workers.context import WorkerContext
@@ -218,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reconcile = commands.add_parser("reconcile", help="re-queue deliveries that nothing will run")
     reconcile.set_defaults(func=cmd_reconcile)
+
+    add_ops_commands(commands)
 
     return parser
 

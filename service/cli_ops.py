@@ -108,8 +108,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 def format_purge(report: PurgeReport) -> str:
     verb = "would delete" if report.dry_run else "deleted"
     lines = [
-        f"{verb} {report.events} events and {report.deliveries} deliveries "
-        f"received before {_iso(report.cutoff)}",
+        f"{verb} {report.events} events and {report.deliveries} deliveries received before {_iso(report.cutoff)}",
     ]
     if not report.dry_run:
         lines.append(f"removed {report.fingerprints} fingerprints in {report.batches} batches")

@@ -17,17 +17,13 @@ from schemas.settings import Settings
 from service.sources import ClientAddress, Source, build_sources
 from workers.db import make_engine
 from workers.enqueue import EventQueue
+from workers.redis_conn import async_redis_from_url
 from workers.spool import Spool
 
 
 def async_redis(settings: Settings) -> aioredis.Redis:
-    timeout = settings.redis.socket_timeout_seconds
-    return aioredis.Redis.from_url(
-        settings.redis.url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        max_connections=512,
-        health_check_interval=0,
+    return async_redis_from_url(
+        settings.redis.url, socket_timeout=settings.redis.socket_timeout_seconds, max_connections=512
     )
 
 

@@ -13,6 +13,7 @@ connection asks the sentinels where the master is now.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import redis
@@ -79,24 +80,27 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, int(port) if port else DEFAULT_SENTINEL_PORT
 
 
-def redis_from_url(url: str, *, socket_timeout: float) -> redis.Redis:
+def redis_from_url(
+    url: str, *, socket_timeout: float, connect_timeout: float | None = None, **options: Any
+) -> redis.Redis:
     """A sync client (bytes replies, as RQ needs) whose every call is bounded by `socket_timeout`."""
+    connect_timeout = socket_timeout if connect_timeout is None else connect_timeout
     if url.startswith(SENTINEL_SCHEME):
         parsed = parse_sentinel_url(url)
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
             list(parsed.hosts),
             sentinel_kwargs=_sentinel_kwargs(parsed, socket_timeout),
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
         )
         client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            parsed.service_name, db=parsed.db, username=parsed.username, password=parsed.password
+            parsed.service_name, db=parsed.db, username=parsed.username, password=parsed.password, **options
         )
         return client
-    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout, **options)
 
 
-def async_redis_from_url(url: str, *, socket_timeout: float) -> redis.asyncio.Redis:
+def async_redis_from_url(url: str, *, socket_timeout: float, **options: Any) -> redis.asyncio.Redis:
     """The `redis.asyncio` twin of `redis_from_url`, for the API's event loop."""
     if url.startswith(SENTINEL_SCHEME):
         parsed = parse_sentinel_url(url)
@@ -107,11 +111,11 @@ def async_redis_from_url(url: str, *, socket_timeout: float) -> redis.asyncio.Re
             socket_connect_timeout=socket_timeout,
         )
         async_client: redis.asyncio.Redis = sentinel.master_for(
-            parsed.service_name, db=parsed.db, username=parsed.username, password=parsed.password
+            parsed.service_name, db=parsed.db, username=parsed.username, password=parsed.password, **options
         )
         return async_client
     return redis.asyncio.Redis.from_url(
-        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, **options
     )
 
 

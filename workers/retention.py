@@ -86,13 +86,17 @@ def purge(
     hdel = redis_client.register_script(_HDEL_IF_OWNED)
     while True:
         with Session(engine) as session, session.begin():
-            rows = session.execute(
-                select(EventRow.id, EventRow.source, EventRow.fingerprint)
-                .where(EventRow.received_at < cutoff)
-                .order_by(EventRow.received_at, EventRow.id)
-                .limit(batch_size)
-                .with_for_update(skip_locked=True)
-            ).tuples().all()
+            rows = (
+                session.execute(
+                    select(EventRow.id, EventRow.source, EventRow.fingerprint)
+                    .where(EventRow.received_at < cutoff)
+                    .order_by(EventRow.received_at, EventRow.id)
+                    .limit(batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+                .tuples()
+                .all()
+            )
             if not rows:
                 break
             ids = [event_id for event_id, _, _ in rows]
@@ -141,6 +145,4 @@ def _count(engine: Engine, cutoff: datetime) -> PurgeReport:
             )
             or 0
         )
-    return PurgeReport(
-        cutoff=cutoff, events=events, deliveries=deliveries, fingerprints=0, batches=0, dry_run=True
-    )
+    return PurgeReport(cutoff=cutoff, events=events, deliveries=deliveries, fingerprints=0, batches=0, dry_run=True)

@@ -60,15 +60,11 @@ def _database_counts(
 ) -> tuple[EventCounts, DeliveryCounts, float | None]:
     recent = EventRow.received_at >= since
     by_action = dict(
-        session.execute(select(EventRow.action, func.count()).where(recent).group_by(EventRow.action))
-        .tuples()
-        .all()
+        session.execute(select(EventRow.action, func.count()).where(recent).group_by(EventRow.action)).tuples().all()
     )
     by_status = dict.fromkeys(EventStatus.ALL, 0)
     by_status.update(
-        session.execute(select(EventRow.status, func.count()).where(recent).group_by(EventRow.status))
-        .tuples()
-        .all()
+        session.execute(select(EventRow.status, func.count()).where(recent).group_by(EventRow.status)).tuples().all()
     )
     deliveries = dict.fromkeys(DeliveryStatus.ALL, 0)
     deliveries.update(
@@ -89,4 +85,3 @@ def _database_counts(
         oldest = max(0.0, (now - oldest_created).total_seconds())
     events = EventCounts(total=sum(by_status.values()), by_action=by_action, by_status=by_status)
     return events, DeliveryCounts(by_status=deliveries), oldest
-

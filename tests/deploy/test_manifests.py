@@ -165,8 +165,16 @@ def test_every_manifest_is_covered_by_a_validator():
     kinds = sorted({d["kind"] for _, d in DOCUMENTS})
     assert kinds == sorted(
         [
-            "ConfigMap", "CronJob", "Deployment", "HorizontalPodAutoscaler", "Job",
-            "PodDisruptionBudget", "ScaledObject", "Secret", "Service", "TriggerAuthentication",
+            "ConfigMap",
+            "CronJob",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "Job",
+            "PodDisruptionBudget",
+            "ScaledObject",
+            "Secret",
+            "Service",
+            "TriggerAuthentication",
         ]
     )
     assert len(BUILTIN) + len(KEDA) == len(DOCUMENTS) >= 12

@@ -97,8 +97,10 @@ def test_sentinel_url_gives_a_client_that_follows_the_named_master():
     assert pool.service_name == "mymaster"
     assert pool.connection_kwargs["db"] == 3
     assert pool.connection_kwargs["password"] == "pw"
-    assert [(c.connection_pool.connection_kwargs["host"], c.connection_pool.connection_kwargs["port"])
-            for c in pool.sentinel_manager.sentinels] == [("127.0.0.1", 26379), ("127.0.0.2", 26379)]
+    assert [
+        (c.connection_pool.connection_kwargs["host"], c.connection_pool.connection_kwargs["port"])
+        for c in pool.sentinel_manager.sentinels
+    ] == [("127.0.0.1", 26379), ("127.0.0.2", 26379)]
 
 
 def test_async_sentinel_url_gives_an_async_client():
