@@ -113,7 +113,8 @@ def store_batch(events: list[Any]) -> int:
             "events_stored",
             events=len(queued),
             deliveries=len(delivery_ids),
-            event_ids=[e.id for e in queued][:5],
+            event_ids=[e.id for e in queued[:20]],
+            request_ids=[e.request_id for e in queued[:20]],
         )
         runner = runner_for(context)
         with_database(context, lambda: runner.run(delivery_ids))
