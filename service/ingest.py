@@ -36,7 +36,7 @@ _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _decode_any = msgspec.json.Decoder().decode
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _JSON_TYPE = re.compile(rb"^application/(json|[a-z0-9.+-]*\+json)\s*(;.*)?$", re.IGNORECASE)
-_PATH_PART = re.compile(r"`\$\.data\.(\w+)")
+_PATH_PART = re.compile(r"`\$\.(\w+)")  # paths are relative to `data`, which is what is converted
 _MISSING = re.compile(r"missing required field `(\w+)`")
 
 
@@ -198,7 +198,7 @@ def _validation_reject(message: str) -> Reject:
     missing = _MISSING.search(message)
     located = _PATH_PART.search(message)
     what = (missing or located).group(1) if (missing or located) else "DATA"  # type: ignore[union-attr]
-    detail = message.replace("`$.data.", "`data.").replace("`$`", "`data`")
+    detail = message.replace("`$.", "`data.").replace("`$`", "`data`")
     return Reject(400, Codes.validation(what.upper()), detail)
 
 
