@@ -23,6 +23,7 @@ import structlog
 from schemas.ids import new_event_id
 from schemas.wire import Accepted, CheckedData, Codes, Envelope, QueuedEvent, error_envelope
 from service import metrics
+from service.duplicate_keys import repeated_key
 from service.sources import ClientAddress, Source
 from workers.enqueue import EventQueue, QueueUnavailable
 
@@ -97,6 +98,9 @@ class IngestApp:
                 status=reject.status,
                 code=reject.code,
             )
+        except Exception as exc:  # a bug: answer with the envelope, never a bare 500 or a trace
+            log.error("ingest_failed", request_id=request_id, error_type=type(exc).__name__, exc_info=exc)
+            status, envelope, extra = 500, error_envelope(500, Codes.INTERNAL, "internal error"), ()
         await _respond(send, status, _encode(envelope), request_id, extra)
         metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
 
@@ -168,12 +172,15 @@ class IngestApp:
             document = _decode_any(body)
         except msgspec.ValidationError as exc:  # numbers beyond 64-bit / float range
             raise Reject(400, Codes.validation("NUMBER"), f"number out of range: {exc}") from None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise Reject(400, Codes.validation("JSON"), "body is not valid JSON (UTF-8)") from None
         except RecursionError:
             raise Reject(400, Codes.validation("JSON"), "JSON nested too deeply") from None
         if not isinstance(document, dict):
             raise Reject(400, Codes.validation("BODY"), "body must be a JSON object")
+        repeated = repeated_key(body)
+        if repeated is not None:
+            raise Reject(400, Codes.validation("DUPLICATE_KEY"), f"key `{repeated}` appears more than once")
         data = document.get("data")
         if not isinstance(data, dict):
             raise Reject(400, Codes.validation("DATA"), "`data` must be an object")
