@@ -135,9 +135,7 @@ def ingest(shared_server: IngestServer) -> Iterator[IngestServer]:
     assert '"level":"error"' not in output.replace(" ", ""), output
 
 
-def assert_error(
-    response: httpx.Response, status: int, code: str, request_id: str | None = None
-) -> dict[str, Any]:
+def assert_error(response: httpx.Response, status: int, code: str, request_id: str | None = None) -> dict[str, Any]:
     """What every rejected caller sees: the status, the envelope with `meta.code`, a request id."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
