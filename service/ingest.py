@@ -24,6 +24,7 @@ from schemas.ids import new_event_id
 from schemas.wire import Accepted, CheckedData, Codes, Envelope, QueuedEvent, error_envelope
 from service import metrics
 from service.duplicate_keys import repeated_key
+from service.ratelimit import IngestLimiter
 from service.sources import ClientAddress, Source
 from workers.enqueue import EventQueue, QueueUnavailable
 
@@ -44,12 +45,20 @@ _MISSING = re.compile(r"missing required field `(\w+)`")
 class Reject(Exception):
     """An ingest check failed: the status, `meta.code` and a detail safe to show."""
 
-    def __init__(self, status: int, code: str, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        warnings: dict[str, Any] | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = headers
+        self.warnings = warnings
 
 
 def request_id_from(headers: dict[bytes, bytes]) -> str:
@@ -69,12 +78,14 @@ class IngestApp:
         client_address: ClientAddress,
         max_body_bytes: int,
         body_timeout: float,
+        limiter: IngestLimiter | None = None,
     ) -> None:
         self.sources = sources
         self.queue = queue
         self.client_address = client_address
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -88,7 +99,7 @@ class IngestApp:
             metrics.EVENTS_REJECTED.labels(_label(source_name, self.sources), reject.code).inc()
             status, envelope, extra = (
                 reject.status,
-                error_envelope(reject.status, reject.code, reject.detail),
+                error_envelope(reject.status, reject.code, reject.detail, reject.warnings),
                 reject.headers,
             )
             log.info(
@@ -119,6 +130,8 @@ class IngestApp:
                 raise Reject(403, Codes.FORBIDDEN, "this address may not send to this source")
         if not source.scheme.verify(headers):
             raise Reject(401, Codes.SIGNATURE, "missing or invalid signature")
+        if source.rate_per_minute is not None and self.limiter is not None:
+            await _check_rate(self.limiter, source.name, source.rate_per_minute)
         body = await self._read_body(receive, headers)
         if not _JSON_TYPE.match(headers.get(b"content-type", b"").strip()):
             raise Reject(415, Codes.UNSUPPORTED_MEDIA_TYPE, "send application/json")
@@ -198,6 +211,18 @@ class IngestApp:
             received_at_us=time.time_ns() // 1000,
             request_id=request_id,
             body=body.decode("utf-8"),
+        )
+
+
+async def _check_rate(limiter: IngestLimiter, source: str, per_minute: int) -> None:
+    verdict = await limiter.hit(source, per_minute)
+    if not verdict.allowed:
+        raise Reject(
+            429,
+            Codes.RATELIMITTED,
+            f"more than {per_minute} requests a minute for this source",
+            ((b"retry-after", str(verdict.retry_after).encode()),),
+            {"limits": {"requests_per_minute": per_minute}, "current": {"requests": verdict.count}},
         )
 
 
