@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "hookyard needs Python 3.11+"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	# Python 3.11's venv ships setuptools 65, which cannot build an editable wheel without `wheel`.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'setuptools>=70.1'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 run: $(STAMP) ## set up and start API + worker + private Redis on SQLite

@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.server.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http="service.http_protocol:EnvelopeHttpToolsProtocol",
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=20,

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
+from service.ratelimit import IngestLimiter
 from service.sources import ClientAddress, Source, build_sources
 from workers.db import make_engine
 from workers.enqueue import EventQueue
@@ -36,6 +37,7 @@ class Runtime:
     _redis: aioredis.Redis | None = None
     _queue: EventQueue | None = None
     _engine: Engine | None = None
+    _limiter: IngestLimiter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -60,6 +62,12 @@ class Runtime:
         return self._queue
 
     @property
+    def limiter(self) -> IngestLimiter:
+        if self._limiter is None:
+            self._limiter = IngestLimiter(self.redis)
+        return self._limiter
+
+    @property
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = make_engine(self.settings.database)
@@ -78,6 +86,7 @@ class Runtime:
             await self._redis.aclose()
             self._redis = None
             self._queue = None
+            self._limiter = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
