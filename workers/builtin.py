@@ -13,4 +13,4 @@ log = structlog.get_logger("hookyard.handlers")
 @handler("*", name="log-event")
 def log_event(event: Event) -> None:
     """Logs that the event arrived (ids and action only: payloads stay out of logs)."""
-    log.info("handled", event_id=event.id, action=event.action, attempt=event.attempt)
+    log.info("handled", event_id=event.id, request_id=event.request_id, action=event.action, attempt=event.attempt)

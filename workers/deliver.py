@@ -245,6 +245,7 @@ class DeliveryRunner:
             payload=_decode_payload(row.payload),
             attempt=item.attempts,
             handler=item.handler,
+            request_id=row.request_id,
         )
 
     def _call(self, spec: HandlerSpec, event: Event) -> None:

@@ -18,6 +18,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     """1 for the first try; a retry or a replay continues the count."""
     handler: str = ""
+    request_id: str = ""
+    """The ingest request's id, for handlers' own log lines."""
 
     @property
     def idempotency_key(self) -> str:
