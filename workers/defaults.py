@@ -6,8 +6,9 @@ STORE_JOB_TIMEOUT = -1
 STORE_JOB_RETRIES = 20
 """RQ retries of a store job whose worker died (`AbandonedJobError`) or that raised."""
 
-STORE_JOB_RETRY_INTERVALS = [1, 2, 5, 10, 30, 60]
-"""Seconds between those retries; the last one repeats."""
+STORE_JOB_RETRY_INTERVALS = [1, 2, 5, 10, 30] + [60] * (STORE_JOB_RETRIES - 5)
+"""Seconds before each retry, one per retry: RQ reads this list from its end backwards
+(with fewer intervals than retries it repeats the first), so it lists all of them."""
 
 STORE_JOB_FAILURE_TTL = 30 * 24 * 3600
 """Seconds a store job that ran out of retries stays in RQ's FailedJobRegistry."""

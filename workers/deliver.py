@@ -20,11 +20,11 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.settings import HandlerSettings
@@ -37,6 +37,8 @@ log = structlog.get_logger("hookyard.deliver")
 
 _decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
 MAX_ERROR_CHARS = 2000
+HANDLER_MISSING_RETRY_SECONDS = 30.0
+"""A worker that lacks a handler (mid rolling deploy) leaves its deliveries this long, uncharged."""
 
 
 class HandlerTimeout(Exception):
@@ -59,6 +61,10 @@ class Outcome(msgspec.Struct, frozen=True):
     error: str | None
     duration_ms: float | None
     next_attempt_at: datetime | None = None
+    attempt: int = 0
+    """The attempt number this outcome belongs to: a stale writer cannot overwrite a newer one."""
+    refund: bool = False
+    """The attempt never really ran (handler not on this worker, worker stopping): don't charge it."""
 
 
 def backoff_seconds(attempt: int, settings: HandlerSettings) -> float:
@@ -94,12 +100,14 @@ class DeliveryRunner:
         settings: HandlerSettings,
         schedule_retry: Callable[[list[int], float], None],
         worker_name: str = "",
+        stopping: threading.Event | None = None,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
         self.settings = settings
         self.schedule_retry = schedule_retry
         self.worker_name = worker_name
+        self.stopping = stopping or threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, delivery_ids: Sequence[int]) -> list[Outcome]:
@@ -125,13 +133,30 @@ class DeliveryRunner:
         if not delivery_ids:
             return []
         claimed, events, lease_until = self._claim(delivery_ids)
-        outcomes = []
+        outcomes: list[Outcome] = []
         for index, item in enumerate(claimed):
-            lease_until = self._keep_lease(claimed[index:], lease_until)
+            if self.stopping.is_set():
+                # A warm shutdown: hand the claims not yet started back, uncharged, for another worker.
+                outcomes += [self._handed_back(rest) for rest in claimed[index:]]
+                break
+            lease_until = self._keep_lease(claimed, claimed[index:], lease_until)
             outcomes.append(self._attempt(item, events[item.event_id]))
         if outcomes:
             self._record(outcomes)
         return outcomes
+
+    def _handed_back(self, item: Claimed) -> Outcome:
+        return Outcome(
+            item.id,
+            item.event_id,
+            item.handler,
+            DeliveryStatus.PENDING if item.attempts == 1 else DeliveryStatus.RETRYING,
+            None,
+            None,
+            datetime.now(UTC),
+            attempt=item.attempts,
+            refund=True,
+        )
 
     def _claim(self, delivery_ids: list[int]) -> tuple[list[Claimed], dict[str, EventRow], datetime]:
         now = datetime.now(UTC)
@@ -183,15 +208,21 @@ class DeliveryRunner:
             LEASE_GRACE_SECONDS
         )
 
-    def _keep_lease(self, remaining: list[Claimed], lease_until: datetime) -> datetime:
-        """Extend the group's lease before a handler that could outlive it (a slow batch, not a dead worker)."""
+    def _keep_lease(self, group: list[Claimed], remaining: list[Claimed], lease_until: datetime) -> datetime:
+        """Extend the whole group's lease before a handler that could outlive it.
+
+        The whole group, not only what is left: finished deliveries are recorded at the end of the
+        group, and an expired lease would let the sweeper run them again.
+        """
         now = datetime.now(UTC)
         if now + timedelta(seconds=self._timeout(remaining[0].handler) + 1.0) < lease_until:
             return lease_until
         extended = now + timedelta(seconds=self._lease_seconds([c.handler for c in remaining]))
         with self.sessions() as session, session.begin():
             session.execute(
-                update(DeliveryRow).where(DeliveryRow.id.in_([c.id for c in remaining])).values(lease_until=extended)
+                update(DeliveryRow)
+                .where(DeliveryRow.id.in_([c.id for c in group]), DeliveryRow.status.in_(DeliveryStatus.OPEN))
+                .values(lease_until=extended)
             )
         return extended
 
@@ -202,14 +233,26 @@ class DeliveryRunner:
         if item.attempts > item.max_attempts:
             died = f"attempt {item.attempts - 1} never finished: the worker died while running it"
             bound.error("delivery_dead", reason="worker died on every attempt")
-            return Outcome(item.id, item.event_id, item.handler, DeliveryStatus.DEAD, died, None)
+            return Outcome(item.id, item.event_id, item.handler, DeliveryStatus.DEAD, died, None, attempt=item.attempts)
         spec = self.registry.get(item.handler)
+        if spec is None:
+            missing = f"handler {item.handler!r} is not registered on worker {self.worker_name or 'here'}"
+            bound.warning("handler_missing", retry_in_seconds=HANDLER_MISSING_RETRY_SECONDS)
+            return Outcome(
+                item.id,
+                item.event_id,
+                item.handler,
+                DeliveryStatus.PENDING if item.attempts == 1 else DeliveryStatus.RETRYING,
+                missing,
+                None,
+                datetime.now(UTC) + timedelta(seconds=HANDLER_MISSING_RETRY_SECONDS),
+                attempt=item.attempts,
+                refund=True,
+            )
         started = time.perf_counter()
         error: str | None = None
         permanent = False
         try:
-            if spec is None:
-                raise LookupError(f"handler {item.handler!r} is not registered on worker {self.worker_name!r}")
             self._call(spec, self._event(item, event))
         except PermanentError as exc:
             permanent = True
@@ -219,10 +262,14 @@ class DeliveryRunner:
         duration_ms = (time.perf_counter() - started) * 1000.0
         if error is None:
             bound.debug("delivery_succeeded", duration_ms=round(duration_ms, 2))
-            return Outcome(item.id, item.event_id, item.handler, DeliveryStatus.SUCCEEDED, None, duration_ms)
+            return Outcome(
+                item.id, item.event_id, item.handler, DeliveryStatus.SUCCEEDED, None, duration_ms, attempt=item.attempts
+            )
         if permanent or item.attempts >= item.max_attempts:
             bound.warning("delivery_dead", error=error[:200], permanent=permanent)
-            return Outcome(item.id, item.event_id, item.handler, DeliveryStatus.DEAD, error, duration_ms)
+            return Outcome(
+                item.id, item.event_id, item.handler, DeliveryStatus.DEAD, error, duration_ms, attempt=item.attempts
+            )
         delay = backoff_seconds(item.attempts, self.settings)
         bound.info("delivery_retrying", error=error[:200], retry_in_seconds=round(delay, 2))
         return Outcome(
@@ -233,6 +280,7 @@ class DeliveryRunner:
             error,
             duration_ms,
             datetime.now(UTC) + timedelta(seconds=delay),
+            attempt=item.attempts,
         )
 
     def _event(self, item: Claimed, row: EventRow) -> Event:
@@ -254,37 +302,72 @@ class DeliveryRunner:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
             try:
-                self._loop.run_until_complete(asyncio.wait_for(spec.func(event), timeout))
+                # wait_for stops a handler that awaits; the alarm (1 s later) one that blocks the loop.
+                with time_limit(timeout + 1.0):
+                    self._loop.run_until_complete(asyncio.wait_for(spec.func(event), timeout))
             except TimeoutError:
                 raise HandlerTimeout(f"handler exceeded its {timeout:g} s time limit") from None
+            except HandlerTimeout:
+                self._loop.close()  # interrupted mid-step: never reuse that loop
+                self._loop = None
+                raise
             return
         with time_limit(timeout):
             spec.func(event)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         now = datetime.now(UTC)
+        event_ids = {o.event_id for o in outcomes}
         with self.sessions() as session, session.begin():
-            session.execute(
-                update(DeliveryRow),
+            lock_events(session, event_ids)
+            deliveries = cast(Table, DeliveryRow.__table__)
+            table = deliveries.c
+            session.connection().execute(
+                update(deliveries)
+                .where(
+                    table.id == bindparam("b_id"),
+                    table.attempts == bindparam("b_attempt"),
+                    # `IN (...)` expands per statement, which executemany cannot do.
+                    or_(*(table.status == status for status in DeliveryStatus.OPEN)),
+                )
+                .values(
+                    status=bindparam("b_status"),
+                    attempts=table.attempts - bindparam("b_refund"),
+                    last_error=bindparam("b_error"),
+                    next_attempt_at=bindparam("b_next"),
+                    lease_until=None,
+                    updated_at=now,
+                    last_duration_ms=bindparam("b_duration"),
+                ),
                 [
                     {
-                        "id": o.delivery_id,
-                        "status": o.status,
-                        "last_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
-                        "next_attempt_at": o.next_attempt_at,
-                        "lease_until": None,
-                        "updated_at": now,
-                        "last_duration_ms": o.duration_ms,
+                        "b_id": o.delivery_id,
+                        "b_attempt": o.attempt,
+                        "b_status": o.status,
+                        "b_refund": 1 if o.refund else 0,
+                        "b_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
+                        "b_next": o.next_attempt_at,
+                        "b_duration": o.duration_ms,
                     }
                     for o in outcomes
                 ],
             )
-            refresh_event_status(session, {o.event_id for o in outcomes})
-        retrying = [o for o in outcomes if o.status == DeliveryStatus.RETRYING and o.next_attempt_at]
-        for outcome in retrying:
+            refresh_event_status(session, event_ids)
+        later = [o for o in outcomes if o.status in DeliveryStatus.OPEN and o.next_attempt_at]
+        for outcome in later:
             assert outcome.next_attempt_at is not None
             delay = max((outcome.next_attempt_at - now).total_seconds(), 0.0)
             self.schedule_retry([outcome.delivery_id], delay)
+
+
+def lock_events(session: Session, event_ids: set[str]) -> None:
+    """Serialise status roll-ups per event (PostgreSQL row locks; SQLite has one writer anyway).
+
+    Without it two workers finishing two deliveries of one event under READ COMMITTED
+    each see the other's as still open and both write `processing`.
+    """
+    if event_ids and session.get_bind().dialect.name == "postgresql":
+        session.execute(select(EventRow.id).where(EventRow.id.in_(event_ids)).order_by(EventRow.id).with_for_update())
 
 
 def refresh_event_status(session: Session, event_ids: set[str]) -> None:

@@ -16,6 +16,7 @@ de-duplicated and never queued twice.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ log = structlog.get_logger("hookyard.enqueue")
 
 STORE_JOB_FUNC = "workers.jobs.store_batch"
 MAX_BATCH = 256
+REDIS_RETRY_SECONDS = 1.0
+"""After a Redis error, send batches straight to the spool this long before trying Redis again."""
 """Events per Lua call: large enough for bursts, small enough to keep Redis responsive."""
 
 ENQUEUE_LUA = """
@@ -124,7 +127,13 @@ class _Pending(msgspec.Struct):
 
 
 class EventQueue:
-    """The async enqueue path of one API process: group commit, dedup, spool fallback."""
+    """The async enqueue path of one API process: group commit, dedup, spool fallback.
+
+    After a Redis failure, batches go straight to the spool for `REDIS_RETRY_SECONDS`
+    (so a stopped Redis costs one socket timeout, not one per batch), and they keep
+    going there until this process's spool is drained: a re-delivery of a spooled event
+    then meets its first copy, and events reach Redis in the order they were accepted.
+    """
 
     def __init__(self, client: aioredis.Redis, queue_name: str, spool: Spool) -> None:
         self._client = client
@@ -133,7 +142,12 @@ class EventQueue:
         self._script = client.register_script(ENQUEUE_LUA)
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-        self.redis_ok = True
+        self._redis_retry_at = 0.0
+        self._spool_first = False
+
+    @property
+    def redis_ok(self) -> bool:
+        return not self._spool_first and time.monotonic() >= self._redis_retry_at
 
     async def submit(self, event: QueuedEvent) -> EnqueueResult:
         future: asyncio.Future[EnqueueResult] = asyncio.get_running_loop().create_future()
@@ -152,18 +166,18 @@ class EventQueue:
 
     async def _write(self, batch: list[_Pending]) -> None:
         events = [item.event for item in batch]
+        if not self.redis_ok:
+            await self._spool_or_fail(batch, "redis unavailable")
+            return
         try:
             existing = await self.enqueue(events)
         except (redis.exceptions.RedisError, OSError) as exc:
-            self.redis_ok = False
-            await self._spool_or_fail(batch, exc)
+            self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            await self._spool_or_fail(batch, f"{type(exc).__name__}: {exc}")
             return
         except BaseException as exc:  # cancelled or a bug: never leave a request hanging
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(QueueUnavailable(str(exc)))
+            _fail(batch, QueueUnavailable(str(exc)))
             raise
-        self.redis_ok = True
         for item, first_id in zip(batch, existing, strict=True):
             if not item.future.done():
                 item.future.set_result(EnqueueResult(id=first_id or item.event.id, duplicate=bool(first_id)))
@@ -173,20 +187,30 @@ class EventQueue:
         raw = await self._script(args=script_args(self._queue_name, events))
         return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
 
-    async def _spool_or_fail(self, batch: list[_Pending], cause: BaseException) -> None:
+    async def _spool_or_fail(self, batch: list[_Pending], reason: str) -> None:
         events = [item.event for item in batch]
         try:
-            await asyncio.to_thread(self._spool.put_many, events)
+            firsts = await asyncio.to_thread(self._spool.put_many, events)
         except SpoolError as exc:
-            log.error("spool_failed", error=str(exc), redis_error=str(cause), events=len(events))
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(QueueUnavailable("queue and spool unavailable"))
+            log.error("spool_failed", error=str(exc), redis_error=reason, events=len(events))
+            _fail(batch, QueueUnavailable("queue and spool unavailable"))
             return
-        log.warning("spooled", reason=str(cause), events=len(events), event_ids=[e.id for e in events][:10])
-        for item in batch:
+        except BaseException as exc:
+            _fail(batch, QueueUnavailable(str(exc)))
+            raise
+        self._spool_first = True
+        log.warning(
+            "spooled",
+            reason=reason,
+            events=len(events),
+            event_ids=[e.id for e in events[:10]],
+            request_ids=[e.request_id for e in events[:10]],
+        )
+        for item, first_id in zip(batch, firsts, strict=True):
             if not item.future.done():
-                item.future.set_result(EnqueueResult(id=item.event.id, duplicate=False, spooled=True))
+                item.future.set_result(
+                    EnqueueResult(id=first_id or item.event.id, duplicate=bool(first_id), spooled=True)
+                )
 
     async def drain_spool(self) -> int:
         """Move spooled events into Redis, oldest first; returns how many moved."""
@@ -194,21 +218,31 @@ class EventQueue:
         while True:
             rows = await asyncio.to_thread(self._spool.peek, MAX_BATCH)
             if not rows:
+                self._spool_first = False
                 return moved
             await self.enqueue([event for _, event in rows])
             await asyncio.to_thread(self._spool.delete_through, rows[-1][0])
             moved += len(rows)
-            log.info("spool_drained", events=len(rows))
+            log.info("spool_drained", events=len(rows), event_ids=[event.id for _, event in rows[:10]])
 
     async def drain_forever(self, interval: float = 1.0) -> None:
-        """Background task: retry the spool every `interval` seconds while it holds events."""
+        """Background task: every `interval` s, move what the spool holds into Redis; never dies."""
         while True:
             await asyncio.sleep(interval)
             try:
-                if await asyncio.to_thread(self._spool.count):
+                if self._spool_first or await asyncio.to_thread(self._spool.count) > 0:
                     await self.drain_spool()
-                    self.redis_ok = True
-            except (redis.exceptions.RedisError, OSError):
-                self.redis_ok = False
+                    self._redis_retry_at = 0.0
+            except (redis.exceptions.RedisError, OSError) as exc:
+                self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+                log.debug("spool_drain_waiting", error=type(exc).__name__)
             except SpoolError as exc:
                 log.error("spool_unreadable", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - the drainer must outlive any one bad batch
+                log.error("spool_drain_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _fail(batch: list[_Pending], error: Exception) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(error)

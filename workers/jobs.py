@@ -77,7 +77,9 @@ def runner_for(context: WorkerContext) -> DeliveryRunner:
     def schedule(ids: list[int], delay: float) -> None:
         enqueue_deliveries(context, ids, delay)
 
-    return DeliveryRunner(context.sessions, context.registry, context.settings.handlers, schedule)
+    return DeliveryRunner(
+        context.sessions, context.registry, context.settings.handlers, schedule, stopping=context.stopping
+    )
 
 
 def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: float = 0.0) -> None:

@@ -37,8 +37,8 @@ from workers.serializer import JSONSerializer
 
 log = structlog.get_logger("hookyard.worker")
 
-SHUTDOWN_GRACE_SECONDS = 25.0
-"""How long the supervisor waits for children after SIGTERM before SIGKILL."""
+SHUTDOWN_MARGIN_SECONDS = 15.0
+"""Added to the handler time limit: how long after SIGTERM the supervisor waits before SIGKILL."""
 
 
 class HookyardWorker(SimpleWorker):
@@ -124,8 +124,9 @@ def child_main() -> None:
 
 
 class Supervisor:
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, grace_seconds: float) -> None:
         self.processes = processes
+        self.grace_seconds = grace_seconds
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.stopping = False
 
@@ -173,7 +174,7 @@ class Supervisor:
         return self._wait_for_children()
 
     def _wait_for_children(self) -> int:
-        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        deadline = time.monotonic() + self.grace_seconds
         for child in self.children.values():
             try:
                 child.wait(timeout=max(deadline - time.monotonic(), 0.1))
@@ -184,9 +185,10 @@ class Supervisor:
         return 0
 
 
-def supervise(processes: int) -> int:
+def supervise(settings: Settings, processes: int) -> int:
+    """Run `processes` workers; after SIGTERM a running handler gets its whole time limit to finish."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return Supervisor(processes).run()
+    return Supervisor(processes, settings.handlers.timeout_seconds + SHUTDOWN_MARGIN_SECONDS).run()
 
 
 if __name__ == "__main__":

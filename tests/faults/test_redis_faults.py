@@ -83,7 +83,7 @@ def _spool_rows(config: Config) -> int:
     path = config.settings.server.spool_path
     try:
         with sqlite3.connect(path) as conn:
-            return int(conn.execute("select count(*) from spool").fetchone()[0])
+            return int(conn.execute("select count(*) from spooled_events").fetchone()[0])
     except sqlite3.Error:
         return 0
 
@@ -173,3 +173,46 @@ def test_reconcile_delivers_events_stored_but_never_delivered(
 
     worker.drain()  # type: ignore[attr-defined]
     assert rows(config, "select status, attempts from deliveries where event_id = :e", e=event_id) == [("succeeded", 1)]
+
+
+def test_a_paused_redis_under_load_costs_one_timeout_not_one_per_batch(
+    make_config: ConfigFactory, killable_redis: KillableRedis, server_for: Callable[..., str]
+) -> None:
+    import asyncio  # noqa: PLC0415
+
+    config = make_config(redis={"url": killable_redis.url, "socket_timeout_seconds": 1.0})
+    base = server_for(config)
+    assert _post(base, -1).status_code == 202
+
+    async def burst() -> list[tuple[int, float]]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=50)) as client:
+
+            async def one(n: int) -> tuple[int, float]:
+                started = time.monotonic()
+                response = await client.post(
+                    f"{base}/webhooks/gxm", content=gxm_body(payload={"n": n}), headers=gxm_headers()
+                )
+                return response.status_code, time.monotonic() - started
+
+            return await asyncio.gather(*(one(n) for n in range(400)))
+
+    killable_redis.pause()
+    try:
+        results = asyncio.run(burst())
+    finally:
+        killable_redis.resume()
+    assert {status for status, _ in results} == {202}
+    assert max(elapsed for _, elapsed in results) < 6
+
+
+def test_a_redelivery_while_redis_is_down_is_a_duplicate_of_the_spooled_copy(
+    make_config: ConfigFactory, killable_redis: KillableRedis, server_for: Callable[..., str]
+) -> None:
+    config = make_config(redis={"url": killable_redis.url})
+    base = server_for(config)
+    killable_redis.kill()
+    first = _post(base, 1)
+    assert first.status_code == 202
+    again = _post(base, 1)
+    assert again.status_code == 200
+    assert again.json()["data"] == {"id": first.json()["data"]["id"], "status": "queued", "duplicate": True}

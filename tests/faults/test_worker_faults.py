@@ -148,6 +148,10 @@ def test_sigterm_lets_the_running_job_finish_then_exits(
     assert worker.popen.wait(timeout=30) == 0
     assert time.monotonic() - started < 25
     assert _delivery(config, event_id, "record-all") == ("succeeded", 1)
+    # The delivery it had claimed but not started was handed back, uncharged, for the next worker.
+    assert _delivery(config, event_id, "record-location") == ("pending", 0)
+    successor = spawn(["worker", "--burst"], env, name="successor")
+    assert successor.popen.wait(timeout=60) == 0
     assert _delivery(config, event_id, "record-location") == ("succeeded", 1)
 
 

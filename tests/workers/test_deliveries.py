@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from datetime import UTC
 
@@ -251,3 +252,76 @@ def test_storing_is_idempotent_when_a_job_runs_twice(config: Config, worker: Wor
     worker.drain()
     assert rows(config, "select count(*) from events where id = :e", e=event_id) == [(1,)]
     assert calls == [event_id]
+
+
+def test_a_slow_group_keeps_its_finished_deliveries_leased(config: Config, worker: Worker, registry: Registry) -> None:
+    """Outcomes are written at the end of a group: the sweeper must not see finished ones as abandoned."""
+    from workers.jobs import find_stranded  # noqa: PLC0415
+
+    runs: list[str] = []
+    for name in ("a", "b", "c"):
+
+        def slow(event: Event, name: str = name) -> None:
+            runs.append(name)
+            time.sleep(1.5)
+
+        registry.handler("*", name=name, timeout_seconds=2)(slow)
+
+    stranded: list[int] = []
+    done = threading.Event()
+
+    def sweep() -> None:
+        while not done.is_set():
+            stranded.extend(find_stranded(worker.context))
+            time.sleep(0.2)
+
+    sweeper = threading.Thread(target=sweep)
+    [event_id] = enqueue_events(config, gxm_body())
+    sweeper.start()
+    try:
+        worker.drain()
+    finally:
+        done.set()
+        sweeper.join()
+    assert stranded == []
+    assert sorted(runs) == ["a", "b", "c"]
+    assert _statuses(config, event_id) == {"a": ("succeeded", 1), "b": ("succeeded", 1), "c": ("succeeded", 1)}
+
+
+def test_an_async_handler_that_blocks_the_loop_is_still_stopped(
+    config: Config, worker: Worker, registry: Registry
+) -> None:
+    @registry.handler("*", name="blocks-loop", timeout_seconds=0.5, max_attempts=2)
+    async def blocks(event: Event) -> None:
+        time.sleep(10)  # a blocking call inside async code  # noqa: ASYNC251
+
+    registry.handler("*", name="after")(lambda event: None)
+    [event_id] = enqueue_events(config, gxm_body())
+    started = time.monotonic()
+    worker.drain()
+    assert time.monotonic() - started < 5
+    assert _statuses(config, event_id)["blocks-loop"] == ("retrying", 1)
+    assert _statuses(config, event_id)["after"] == ("succeeded", 1)
+
+
+def test_a_handler_missing_on_this_worker_is_not_charged(config: Config, worker: Worker, registry: Registry) -> None:
+    """Mid rolling deploy an old worker may lack a new handler: leave the delivery for a newer worker."""
+    from schemas.wire import QueuedEvent  # noqa: PLC0415
+    from workers.jobs import runner_for  # noqa: PLC0415
+    from workers.store import open_deliveries, store_events  # noqa: PLC0415
+
+    newer = Registry()
+    newer.handler("*", name="new-handler")(lambda event: None)
+    [event_id] = enqueue_events(config, gxm_body())
+    job = worker.context.queue.fetch_job(worker.context.queue.get_job_ids()[0])
+    assert job is not None
+    with worker.context.sessions() as session, session.begin():
+        stored = store_events(session, [QueuedEvent(*item) for item in job.args[0]], newer, 5)
+        delivery_ids = open_deliveries(session, stored)
+    runner_for(worker.context).run(delivery_ids)  # this worker's registry predates the handler
+    [(status, attempts, next_at, error)] = rows(
+        config, "select status, attempts, next_attempt_at, last_error from deliveries where event_id = :e", e=event_id
+    )
+    assert (status, attempts) == ("pending", 0)
+    assert next_at is not None
+    assert "not registered" in error
