@@ -62,7 +62,7 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
 
 class SourceSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     name: SourceName
-    scheme: Literal["gxm-sha256"] = "gxm-sha256"
+    scheme: Literal["gxm-sha256", "hmac-sha256"] = "gxm-sha256"
     secrets: tuple[str, ...] = ()
     allow_ips: tuple[str, ...] = ()
     max_age_seconds: Positive | None = None

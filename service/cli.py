@@ -26,7 +26,7 @@ from schemas.settings import ConfigError, Settings, load_settings
 from schemas.wire import ACTION_PATTERN
 from service.cli_ops import add_ops_commands
 from service.dev import run_dev
-from service.signatures import scheme_for
+from service.signatures import SignatureScheme, scheme_for
 from workers.context import WorkerContext
 from workers.db import make_engine
 from workers.jobs import reconcile
@@ -96,16 +96,21 @@ def cmd_dev(args: argparse.Namespace, _settings: Settings) -> int:
     return run_dev(port=args.port, processes=args.processes)
 
 
-def signature_for(settings: Settings, source_name: str) -> tuple[str, str]:
+def scheme_of(settings: Settings, source_name: str) -> tuple[SignatureScheme, str]:
+    """The source's scheme and the secret a test sender signs with (the first, newest-listed)."""
     source = settings.source(source_name)
     if source is None:
         names = ", ".join(s.name for s in settings.sources) or "none configured"
         raise UsageError(f"no source named {source_name!r} (sources: {names})")
-    return scheme_for(source.scheme, source.secrets).sign(source.secrets[0])
+    return scheme_for(source.scheme, source.secrets), source.secrets[0]
 
 
 def cmd_sign(args: argparse.Namespace, settings: Settings) -> int:
-    header, value = signature_for(settings, args.source)
+    scheme, secret = scheme_of(settings, args.source)
+    if scheme.needs_body:
+        print(f"{scheme.name} signs each body with the shared secret; give the vendor the secret itself")
+        return 0
+    header, value = scheme.sign(secret)
     print(f"{header}: {value}")
     return 0
 
@@ -124,11 +129,13 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--payload is not valid JSON") from None
     if not isinstance(payload, dict):
         raise UsageError("--payload must be a JSON object")
-    header, value = signature_for(settings, args.source)
+    scheme, secret = scheme_of(settings, args.source)
+    body = build_test_body(args.action, payload, args.sent_at)
+    header, value = scheme.sign(secret, body)
     url = args.url or f"http://{settings.server.host}:{settings.server.port}/webhooks/{args.source}"
     request = urllib.request.Request(  # noqa: S310 - the user's own URL
         url,
-        data=build_test_body(args.action, payload, args.sent_at),
+        data=body,
         method="POST",
         headers={"Content-Type": "application/json", header: value},
     )

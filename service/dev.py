@@ -106,7 +106,7 @@ def _print_welcome(settings: Settings, env: dict[str, str]) -> None:
     lines = [f"hookyard is starting on {base} (config: {config}, Redis: {env['HOOKYARD_REDIS_URL']})"]
     if settings.sources:
         source = settings.sources[0]
-        header, value = scheme_for(source.scheme, source.secrets).sign(source.secrets[0])
+        header, value = scheme_for(source.scheme, source.secrets).sign(source.secrets[0], b"")
         payload = '"action":"LOCATION:CREATED","payload":{"company_id":1}},"meta":{},"warnings":{}}'
         body = '\'{"data":{"sent_at":\'"$(date +%s)"\',' + payload + "'"
         lines += [

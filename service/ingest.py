@@ -128,11 +128,13 @@ class IngestApp:
             address = self.client_address.resolve(client[0] if client else None, headers.get(b"x-forwarded-for"))
             if not source.allows(address):
                 raise Reject(403, Codes.FORBIDDEN, "this address may not send to this source")
-        if not source.scheme.verify(headers):
+        if not source.scheme.needs_body and not source.scheme.verify(headers):
             raise Reject(401, Codes.SIGNATURE, "missing or invalid signature")
         if source.rate_per_minute is not None and self.limiter is not None:
             await _check_rate(self.limiter, source.name, source.rate_per_minute)
         body = await self._read_body(receive, headers)
+        if source.scheme.needs_body and not source.scheme.verify(headers, body):
+            raise Reject(401, Codes.SIGNATURE, "missing or invalid signature")
         if not _JSON_TYPE.match(headers.get(b"content-type", b"").strip()):
             raise Reject(415, Codes.UNSUPPORTED_MEDIA_TYPE, "send application/json")
         event = self._check(body, source, request_id)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.settings import Settings, SourceSettings
-from service.signatures import GxmSha256, scheme_for
+from service.signatures import SignatureScheme, scheme_for
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -21,7 +21,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 @dataclass(frozen=True)
 class Source:
     name: str
-    scheme: GxmSha256
+    scheme: SignatureScheme
     allow: tuple[Network, ...]
     max_age_seconds: int | None
     rate_per_minute: int | None
