@@ -33,10 +33,11 @@ from sqlalchemy.engine import Engine, make_url
 
 from schemas.ids import new_event_id
 from schemas.migrate import upgrade
-from schemas.settings import Settings, load_settings
+from schemas.settings import DatabaseSettings, Settings, load_settings
 from schemas.wire import QueuedEvent
 from service.embedded_redis import EmbeddedRedis, free_port
 from workers.context import WorkerContext, set_context
+from workers.db import make_engine
 from workers.enqueue import ENQUEUE_LUA, script_args
 from workers.registry import Registry
 from workers.worker import build_worker
@@ -152,7 +153,8 @@ def migrate(url: str) -> None:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    eng = create_engine(database_url)
+    """A migrated engine built the way production builds it (`workers.db.make_engine`)."""
+    eng = make_engine(DatabaseSettings(url=database_url, pool_size=4))
     yield eng
     eng.dispose()
 

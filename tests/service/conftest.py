@@ -25,14 +25,6 @@ import redis
 from schemas.settings import load_settings
 from service.embedded_redis import free_port
 from tests.conftest import SECRET, Config, Process, make_url_db, migrate, wait_http, write_config
-from tests.realservices import (  # noqa: F401  # the operator-tool tests' fixtures, found by name
-    ops_database_url,
-    ops_engine,
-    ops_postgres_url,
-    ops_redis,
-    ops_redis_url,
-    ops_sqlite_url,
-)
 
 OTHER_SECRET = "rotated-secret"
 QUEUE_KEY = "rq:queue:hookyard"

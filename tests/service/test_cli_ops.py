@@ -31,15 +31,15 @@ def _run(argv: list[str], settings: Settings) -> int:
 
 
 @pytest.fixture
-def settings(ops_sqlite_url, ops_redis_url) -> Settings:
+def settings(sqlite_url, redis_url) -> Settings:
     return Settings(
-        database=DatabaseSettings(url=ops_sqlite_url),
-        redis=RedisSettings(url=ops_redis_url, queue=f"q-{uuid.uuid4().hex[:8]}"),
+        database=DatabaseSettings(url=sqlite_url),
+        redis=RedisSettings(url=redis_url, queue=f"q-{uuid.uuid4().hex[:8]}"),
     )
 
 
 @pytest.fixture
-def seeded(settings, ops_redis) -> str:
+def seeded(settings, redis_client) -> str:
     """Two events 100 days old and one an hour old, with fingerprints in Redis."""
     engine = make_engine(settings.database)
     upgrade(engine)
@@ -48,26 +48,26 @@ def seeded(settings, ops_redis) -> str:
     with Session(engine) as session, session.begin():
         for received in (now - timedelta(days=100), now - timedelta(days=100), now - timedelta(hours=1)):
             event = store(session, event_row(source, received))
-            ops_redis.hset(FINGERPRINT_KEY.format(source=source), event.fingerprint, event.id)
+            redis_client.hset(FINGERPRINT_KEY.format(source=source), event.fingerprint, event.id)
     engine.dispose()
     return source
 
 
-def test_purge_reports_what_it_deleted(settings, seeded, ops_redis, capsys):
+def test_purge_reports_what_it_deleted(settings, seeded, redis_client, capsys):
     assert _run(["purge", "--older-than", "90d", "--batch-size", "1"], settings) == 0
     out = capsys.readouterr().out
     assert "deleted 2 events and 4 deliveries received before" in out
     assert "removed 2 fingerprints in 2 batches" in out
-    assert ops_redis.hlen(FINGERPRINT_KEY.format(source=seeded)) == 1
+    assert redis_client.hlen(FINGERPRINT_KEY.format(source=seeded)) == 1
 
     assert _run(["purge", "--older-than", "90d"], settings) == 0
     assert "deleted 0 events" in capsys.readouterr().out
 
 
-def test_purge_dry_run_and_json(settings, seeded, ops_redis, capsys):
+def test_purge_dry_run_and_json(settings, seeded, redis_client, capsys):
     assert _run(["purge", "--older-than", "90d", "--dry-run"], settings) == 0
     assert "would delete 2 events and 4 deliveries" in capsys.readouterr().out
-    assert ops_redis.hlen(FINGERPRINT_KEY.format(source=seeded)) == 3
+    assert redis_client.hlen(FINGERPRINT_KEY.format(source=seeded)) == 3
 
     assert _run(["purge", "--older-than", "1h", "--dry-run", "--json"], settings) == 0
     report = msgspec.json.decode(capsys.readouterr().out)

@@ -19,28 +19,28 @@ def _worker(client, hostname_suffix: str = "") -> SimpleWorker:
     return worker
 
 
-def test_a_registered_worker_on_this_host_is_live_until_it_dies(ops_redis):
-    worker = _worker(ops_redis)
+def test_a_registered_worker_on_this_host_is_live_until_it_dies(redis_client):
+    worker = _worker(redis_client)
     try:
-        assert worker.name in live_workers(ops_redis, socket.gethostname())
+        assert worker.name in live_workers(redis_client, socket.gethostname())
     finally:
         worker.register_death()
-    assert worker.name not in live_workers(ops_redis, socket.gethostname())
+    assert worker.name not in live_workers(redis_client, socket.gethostname())
 
 
-def test_a_worker_on_another_host_does_not_make_this_one_live(ops_redis):
-    worker = _worker(ops_redis, hostname_suffix="-elsewhere")
+def test_a_worker_on_another_host_does_not_make_this_one_live(redis_client):
+    worker = _worker(redis_client, hostname_suffix="-elsewhere")
     try:
-        assert worker.name not in live_workers(ops_redis, socket.gethostname())
-        assert worker.name in live_workers(ops_redis, worker.hostname)
+        assert worker.name not in live_workers(redis_client, socket.gethostname())
+        assert worker.name in live_workers(redis_client, worker.hostname)
     finally:
         worker.register_death()
 
 
-def test_probe_command_exit_codes(ops_redis, ops_redis_url, monkeypatch, tmp_path, capsys):
+def test_probe_command_exit_codes(redis_client, redis_url, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)  # no ./hookyard.toml
-    monkeypatch.setenv("HOOKYARD_REDIS_URL", ops_redis_url)
-    worker = _worker(ops_redis)
+    monkeypatch.setenv("HOOKYARD_REDIS_URL", redis_url)
+    worker = _worker(redis_client)
     try:
         assert main() == 0
         assert "live on" in capsys.readouterr().out

@@ -14,8 +14,8 @@ from redis.sentinel import SentinelConnectionPool
 from workers.redis_conn import SentinelURL, async_redis_from_url, parse_sentinel_url, redis_from_url
 
 
-def test_plain_url_reaches_real_redis(ops_redis_url):
-    client = redis_from_url(ops_redis_url, socket_timeout=2.0)
+def test_plain_url_reaches_real_redis(redis_url):
+    client = redis_from_url(redis_url, socket_timeout=2.0)
     key = f"hookyard:test:{uuid.uuid4().hex}"
     try:
         client.set(key, b"v", ex=60)
@@ -25,9 +25,9 @@ def test_plain_url_reaches_real_redis(ops_redis_url):
         client.close()
 
 
-def test_async_plain_url_reaches_real_redis(ops_redis_url):
+def test_async_plain_url_reaches_real_redis(redis_url):
     async def roundtrip() -> bytes | None:
-        client = async_redis_from_url(ops_redis_url, socket_timeout=2.0)
+        client = async_redis_from_url(redis_url, socket_timeout=2.0)
         key = f"hookyard:test:{uuid.uuid4().hex}"
         try:
             await client.set(key, b"a", ex=60)

@@ -41,74 +41,74 @@ def _fingerprint_owners(client: redis.Redis, source: str) -> set[str]:
     return {value.decode() for value in client.hvals(FINGERPRINT_KEY.format(source=source))}
 
 
-def test_purge_deletes_old_events_their_deliveries_and_fingerprints(ops_engine, ops_redis):
+def test_purge_deletes_old_events_their_deliveries_and_fingerprints(engine, redis_client):
     source = unique_source()
-    old = _stored(ops_engine, source, OLD, 5, ops_redis)
-    new = _stored(ops_engine, source, NEW, 3, ops_redis)
+    old = _stored(engine, source, OLD, 5, redis_client)
+    new = _stored(engine, source, NEW, 3, redis_client)
 
-    report = purge(ops_engine, ops_redis, timedelta(days=90), batch_size=2, now=NOW)
+    report = purge(engine, redis_client, timedelta(days=90), batch_size=2, now=NOW)
 
     assert (report.events, report.deliveries, report.fingerprints) == (5, 10, 5)
     assert report.batches == 3  # 2 + 2 + 1
     assert report.cutoff == NOW - timedelta(days=90)
-    assert _event_ids(ops_engine, source) == set(new)
-    assert _fingerprint_owners(ops_redis, source) == set(new)
-    with Session(ops_engine) as session:
+    assert _event_ids(engine, source) == set(new)
+    assert _fingerprint_owners(redis_client, source) == set(new)
+    with Session(engine) as session:
         orphans = session.scalar(select(func.count()).where(DeliveryRow.event_id.in_(old)))
         kept = session.scalar(select(func.count()).where(DeliveryRow.event_id.in_(new)))
     assert (orphans, kept) == (0, 6)
 
 
-def test_purge_keeps_a_fingerprint_that_now_names_a_newer_event(ops_engine, ops_redis):
+def test_purge_keeps_a_fingerprint_that_now_names_a_newer_event(engine, redis_client):
     source = unique_source()
-    (old_id,) = _stored(ops_engine, source, OLD, 1, ops_redis)
+    (old_id,) = _stored(engine, source, OLD, 1, redis_client)
     key = FINGERPRINT_KEY.format(source=source)
-    (fingerprint,) = ops_redis.hkeys(key)
-    ops_redis.hset(key, fingerprint, "a-newer-event-id")
+    (fingerprint,) = redis_client.hkeys(key)
+    redis_client.hset(key, fingerprint, "a-newer-event-id")
 
-    report = purge(ops_engine, ops_redis, timedelta(days=90), now=NOW)
+    report = purge(engine, redis_client, timedelta(days=90), now=NOW)
 
     assert report.events == 1
     assert report.fingerprints == 0
-    assert ops_redis.hget(key, fingerprint) == b"a-newer-event-id"
-    assert old_id not in _event_ids(ops_engine, source)
+    assert redis_client.hget(key, fingerprint) == b"a-newer-event-id"
+    assert old_id not in _event_ids(engine, source)
 
 
-def test_dry_run_counts_and_deletes_nothing(ops_engine, ops_redis):
+def test_dry_run_counts_and_deletes_nothing(engine, redis_client):
     source = unique_source()
-    old = _stored(ops_engine, source, OLD, 4, ops_redis)
-    new = _stored(ops_engine, source, NEW, 2, ops_redis)
+    old = _stored(engine, source, OLD, 4, redis_client)
+    new = _stored(engine, source, NEW, 2, redis_client)
 
-    report = purge(ops_engine, ops_redis, timedelta(days=90), now=NOW, dry_run=True)
+    report = purge(engine, redis_client, timedelta(days=90), now=NOW, dry_run=True)
 
     assert (report.events, report.deliveries, report.dry_run) == (4, 8, True)
-    assert _event_ids(ops_engine, source) == set(old) | set(new)
-    assert _fingerprint_owners(ops_redis, source) == set(old) | set(new)
+    assert _event_ids(engine, source) == set(old) | set(new)
+    assert _fingerprint_owners(redis_client, source) == set(old) | set(new)
 
 
-def test_nothing_old_enough_is_a_clean_no_op(ops_engine, ops_redis):
+def test_nothing_old_enough_is_a_clean_no_op(engine, redis_client):
     source = unique_source()
-    new = _stored(ops_engine, source, NEW, 2, ops_redis)
+    new = _stored(engine, source, NEW, 2, redis_client)
 
-    report = purge(ops_engine, ops_redis, timedelta(days=90), now=NOW)
+    report = purge(engine, redis_client, timedelta(days=90), now=NOW)
 
     assert (report.events, report.deliveries, report.batches) == (0, 0, 0)
-    assert _event_ids(ops_engine, source) == set(new)
+    assert _event_ids(engine, source) == set(new)
 
 
-def test_purge_runs_beside_ingest_without_errors_or_losing_new_events(ops_engine, ops_redis):
+def test_purge_runs_beside_ingest_without_errors_or_losing_new_events(engine, redis_client):
     source = unique_source()
-    old = _stored(ops_engine, source, OLD, 1500, ops_redis)
+    old = _stored(engine, source, OLD, 1500, redis_client)
     inserted: list[str] = []
     inserted_at: list[float] = []
     errors: list[BaseException] = []
     stop = threading.Event()
 
     def ingest() -> None:
-        client = redis.Redis(connection_pool=ops_redis.connection_pool)
+        client = redis.Redis(connection_pool=redis_client.connection_pool)
         try:
             while not stop.is_set():
-                inserted.extend(_stored(ops_engine, source, datetime.now(UTC), 1, client))
+                inserted.extend(_stored(engine, source, datetime.now(UTC), 1, client))
                 inserted_at.append(time.monotonic())
         except BaseException as exc:  # the test reports it below
             errors.append(exc)
@@ -119,7 +119,7 @@ def test_purge_runs_beside_ingest_without_errors_or_losing_new_events(ops_engine
         while len(inserted) < 5 and writer.is_alive():
             time.sleep(0.01)
         started = time.monotonic()
-        report = purge(ops_engine, ops_redis, timedelta(days=90), batch_size=25)
+        report = purge(engine, redis_client, timedelta(days=90), batch_size=25)
         finished = time.monotonic()
         time.sleep(0.05)
     finally:
@@ -130,9 +130,9 @@ def test_purge_runs_beside_ingest_without_errors_or_losing_new_events(ops_engine
     assert any(started <= moment <= finished for moment in inserted_at), "ingest never overlapped purge"
     assert report.events == 1500
     assert report.batches == 60
-    assert _event_ids(ops_engine, source) == set(inserted)
-    assert _fingerprint_owners(ops_redis, source) == set(inserted)
-    assert not set(old) & _event_ids(ops_engine, source)
+    assert _event_ids(engine, source) == set(inserted)
+    assert _fingerprint_owners(redis_client, source) == set(inserted)
+    assert not set(old) & _event_ids(engine, source)
 
 
 @pytest.mark.parametrize(

@@ -45,11 +45,11 @@ def _seed(engine):
         )
 
 
-def test_counts_events_since_deliveries_and_oldest_pending(ops_engine, ops_redis):
-    _seed(ops_engine)
+def test_counts_events_since_deliveries_and_oldest_pending(engine, redis_client):
+    _seed(engine)
     queue = f"q-{uuid.uuid4().hex[:8]}"
 
-    stats = collect_stats(ops_engine, ops_redis, queue, SINCE, now=NOW)
+    stats = collect_stats(engine, redis_client, queue, SINCE, now=NOW)
 
     assert stats.since == SINCE
     assert stats.events.total == 3
@@ -60,18 +60,18 @@ def test_counts_events_since_deliveries_and_oldest_pending(ops_engine, ops_redis
     assert stats.queues == {queue: 0, f"{queue}:scheduled": 0, f"{queue}:failed": 0}
 
 
-def test_takes_a_session_as_well_as_an_engine(ops_engine, ops_redis):
-    _seed(ops_engine)
-    with Session(ops_engine) as session:
-        stats = collect_stats(session, ops_redis, "unused", SINCE, now=NOW)
+def test_takes_a_session_as_well_as_an_engine(engine, redis_client):
+    _seed(engine)
+    with Session(engine) as session:
+        stats = collect_stats(session, redis_client, "unused", SINCE, now=NOW)
     assert stats.events.total == 3
 
 
-def test_queue_depths_are_rq_waiting_scheduled_and_failed_jobs(ops_sqlite_url, ops_redis):
-    engine = make_engine(DatabaseSettings(url=ops_sqlite_url))
+def test_queue_depths_are_rq_waiting_scheduled_and_failed_jobs(sqlite_url, redis_client):
+    engine = make_engine(DatabaseSettings(url=sqlite_url))
     upgrade(engine)
     name = f"q-{uuid.uuid4().hex[:8]}"
-    queue = Queue(name, connection=ops_redis)
+    queue = Queue(name, connection=redis_client)
     for _ in range(3):
         queue.enqueue("os.getcwd")
     queue.enqueue_in(timedelta(minutes=10), "os.getcwd")
@@ -79,7 +79,7 @@ def test_queue_depths_are_rq_waiting_scheduled_and_failed_jobs(ops_sqlite_url, o
     queue.remove(failed)
     FailedJobRegistry(queue=queue).add(failed, ttl=600, exc_string="boom")
     try:
-        stats = collect_stats(engine, ops_redis, name, SINCE, now=NOW)
+        stats = collect_stats(engine, redis_client, name, SINCE, now=NOW)
     finally:
         queue.delete(delete_jobs=True)
         engine.dispose()
@@ -89,9 +89,9 @@ def test_queue_depths_are_rq_waiting_scheduled_and_failed_jobs(ops_sqlite_url, o
     assert stats.oldest_pending_seconds is None
 
 
-def test_json_is_the_v1_stats_shape(ops_engine, ops_redis):
-    _seed(ops_engine)
-    stats = collect_stats(ops_engine, ops_redis, "hookyard-stats-test", SINCE, now=NOW)
+def test_json_is_the_v1_stats_shape(engine, redis_client):
+    _seed(engine)
+    stats = collect_stats(engine, redis_client, "hookyard-stats-test", SINCE, now=NOW)
 
     body = msgspec.json.decode(msgspec.json.encode(stats))
 
@@ -101,6 +101,6 @@ def test_json_is_the_v1_stats_shape(ops_engine, ops_redis):
     assert msgspec.json.decode(msgspec.json.encode(stats), type=Stats) == stats
 
 
-def test_naive_since_is_refused(ops_engine, ops_redis):
+def test_naive_since_is_refused(engine, redis_client):
     with pytest.raises(ValueError, match="timezone-aware"):
-        collect_stats(ops_engine, ops_redis, "q", datetime(2026, 1, 1))
+        collect_stats(engine, redis_client, "q", datetime(2026, 1, 1))
