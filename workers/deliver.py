@@ -94,12 +94,15 @@ class DeliveryRunner:
         settings: HandlerSettings,
         schedule_retry: Callable[[list[int], float], None],
         worker_name: str = "",
+        on_recorded: Callable[[list[Outcome]], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
         self.settings = settings
         self.schedule_retry = schedule_retry
         self.worker_name = worker_name
+        self.on_recorded = on_recorded
+        """Called after each batch of outcomes is committed (handler metrics)."""
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, delivery_ids: Sequence[int]) -> list[Outcome]:
@@ -255,6 +258,8 @@ class DeliveryRunner:
                 ],
             )
             refresh_event_status(session, {o.event_id for o in outcomes})
+        if self.on_recorded is not None:
+            self.on_recorded(outcomes)
         retrying = [o for o in outcomes if o.status == DeliveryStatus.RETRYING and o.next_attempt_at]
         for outcome in retrying:
             assert outcome.next_attempt_at is not None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import structlog
-from rq import Retry
+from rq import Queue, Retry
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
@@ -33,7 +33,8 @@ from workers.defaults import (
     STORE_JOB_RETRIES,
     STORE_JOB_RETRY_INTERVALS,
 )
-from workers.deliver import DeliveryRunner
+from workers.deliver import DeliveryRunner, Outcome
+from workers.handler_metrics import record_outcomes
 from workers.store import open_deliveries, store_events
 
 log = structlog.get_logger("hookyard.jobs")
@@ -77,10 +78,20 @@ def runner_for(context: WorkerContext) -> DeliveryRunner:
     def schedule(ids: list[int], delay: float) -> None:
         enqueue_deliveries(context, ids, delay)
 
-    return DeliveryRunner(context.sessions, context.registry, context.settings.handlers, schedule)
+    def record(outcomes: list[Outcome]) -> None:
+        record_outcomes(context.redis, outcomes)
+
+    return DeliveryRunner(
+        context.sessions, context.registry, context.settings.handlers, schedule, on_recorded=record
+    )
 
 
 def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: float = 0.0) -> None:
+    enqueue_run(context.queue, delivery_ids, delay)
+
+
+def enqueue_run(queue: Queue, delivery_ids: list[int], delay: float = 0.0) -> None:
+    """Queue one `run_deliveries` job (after `delay` seconds, through RQ's scheduler)."""
     options: dict[str, Any] = {
         "job_timeout": -1,
         "result_ttl": 0,
@@ -88,9 +99,9 @@ def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: f
         "description": f"run {len(delivery_ids)} delivery(ies)",
     }
     if delay > 0:
-        context.queue.enqueue_in(timedelta(seconds=delay), RUN_DELIVERIES, delivery_ids, **options)
+        queue.enqueue_in(timedelta(seconds=delay), RUN_DELIVERIES, delivery_ids, **options)
     else:
-        context.queue.enqueue(RUN_DELIVERIES, delivery_ids, **options)
+        queue.enqueue(RUN_DELIVERIES, delivery_ids, **options)
 
 
 def store_batch(events: list[Any]) -> int:

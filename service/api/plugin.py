@@ -1,0 +1,45 @@
+"""`ApiPlugin`: the read API's start-up and shutdown, and its OpenAPI security schemes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPlugin
+
+from service.api.docs import SECURITY_COMPONENTS
+from service.api.metrics import install_collector, refresh_forever
+from service.api.state import api_state
+
+
+async def start_api(app: Litestar) -> None:
+    """Load handler modules (for replay and `/v1/handlers`) and start the metrics refresher."""
+    state = api_state(app)
+    await asyncio.to_thread(state.load_handlers)
+    install_collector()
+    task = asyncio.create_task(refresh_forever(state.runtime.redis, state.engine, state.settings.redis.queue))
+    app.state.api_tasks = [task]
+
+
+async def stop_api(app: Litestar) -> None:
+    for task in app.state.get("api_tasks", []):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    app.state.api_tasks = []
+    state = app.state.get("api")
+    if state is not None:
+        state.close()
+
+
+class ApiPlugin(InitPlugin):
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.on_startup.append(start_api)
+        app_config.on_shutdown.insert(0, stop_api)  # before the runtime closes Redis and the engine
+        if app_config.openapi_config is not None:
+            components = app_config.openapi_config.components
+            existing = components if isinstance(components, list) else [components]
+            app_config.openapi_config.components = [*existing, SECURITY_COMPONENTS]
+        return app_config
