@@ -23,6 +23,7 @@ import uvicorn
 from schemas.migrate import upgrade
 from schemas.settings import ConfigError, Settings, load_settings
 from schemas.wire import ACTION_PATTERN
+from service.cli_replay import add_replay_command
 from service.dev import run_dev
 from service.signatures import scheme_for
 from workers.context import WorkerContext
@@ -208,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     handlers = commands.add_parser("handlers", help="list registered handlers")
     handlers.add_argument("--json", action="store_true")
     handlers.set_defaults(func=cmd_handlers)
+
+    add_replay_command(commands)
 
     reconcile = commands.add_parser("reconcile", help="re-queue deliveries that nothing will run")
     reconcile.set_defaults(func=cmd_reconcile)
