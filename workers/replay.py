@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 from rq import Queue
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from schemas.api import ReplayedDelivery, ReplayResult
@@ -117,21 +117,17 @@ def replay_event(
     rows = [existing[name] for name in chosen]
     running = {row.id for row in rows if row.lease_until is not None and _aware(row.lease_until) > now}
     params: list[dict[str, Any]] = [{"b_id": row.id, "b_budget": budget(row.handler)} for row in rows]
+    table = Table(DeliveryRow.__tablename__, DeliveryRow.metadata)  # Core executemany, not ORM bulk
     session.execute(
-        update(DeliveryRow)
-        .where(DeliveryRow.id == bindparam("b_id"))
-        .values(max_attempts=DeliveryRow.attempts + bindparam("b_budget"), updated_at=now)
-        .execution_options(synchronize_session=False),
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(max_attempts=table.c.attempts + bindparam("b_budget"), updated_at=now),
         params,
     )
     session.execute(
-        update(DeliveryRow)
-        .where(
-            DeliveryRow.id == bindparam("b_id"),
-            or_(DeliveryRow.lease_until.is_(None), DeliveryRow.lease_until < now),
-        )
-        .values(status=DeliveryStatus.PENDING, next_attempt_at=None, lease_until=None)
-        .execution_options(synchronize_session=False),
+        update(table)
+        .where(table.c.id == bindparam("b_id"), or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+        .values(status=DeliveryStatus.PENDING, next_attempt_at=None, lease_until=None),
         [{"b_id": row.id} for row in rows],
     )
     session.execute(update(EventRow).where(EventRow.id == event.id).values(status=EventStatus.PROCESSING))

@@ -153,21 +153,25 @@ def install_collector() -> HookyardCollector:
 
 async def refresh_once(client: aioredis.Redis, engine: Engine, queue: str) -> Snapshot:
     try:
-        snapshot = await asyncio.wait_for(read_redis(client, queue), REDIS_TIMEOUT_SECONDS)
+        async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+            snapshot = await read_redis(client, queue)
     except Exception as exc:  # noqa: BLE001 - Redis away: leave its metrics out of the scrape
         log.debug("metrics_redis_unavailable", error=type(exc).__name__)
         snapshot = Snapshot()
     try:
-        dead, oldest = await asyncio.wait_for(asyncio.to_thread(read_database, engine), DB_TIMEOUT_SECONDS)
+        async with asyncio.timeout(DB_TIMEOUT_SECONDS):
+            dead, oldest = await asyncio.to_thread(read_database, engine)
         snapshot.dead, snapshot.oldest_pending_seconds, snapshot.database_read = dead, oldest, True
     except Exception as exc:  # noqa: BLE001 - database away: leave its metrics out
         log.debug("metrics_database_unavailable", error=type(exc).__name__)
     return snapshot
 
 
-async def refresh_forever(client: aioredis.Redis, engine: Engine, queue: str) -> None:
+async def refresh_forever(client: aioredis.Redis, engine: Engine, queue: str, stop: asyncio.Event) -> None:
+    """Refresh the snapshot until `stop` is set (checked between refreshes, not only by cancelling)."""
     collector = install_collector()
-    while True:
-        with contextlib.suppress(Exception):
-            collector.update(await refresh_once(client, engine, queue))
-        await asyncio.sleep(REFRESH_SECONDS)
+    while not stop.is_set():
+        collector.update(await refresh_once(client, engine, queue))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REFRESH_SECONDS):
+                await stop.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
@@ -13,21 +12,31 @@ from service.api.docs import SECURITY_COMPONENTS
 from service.api.metrics import install_collector, refresh_forever
 from service.api.state import api_state
 
+STOP_TIMEOUT_SECONDS = 5.0
+
 
 async def start_api(app: Litestar) -> None:
     """Load handler modules (for replay and `/v1/handlers`) and start the metrics refresher."""
     state = api_state(app)
     await asyncio.to_thread(state.load_handlers)
     install_collector()
-    task = asyncio.create_task(refresh_forever(state.runtime.redis, state.engine, state.settings.redis.queue))
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        refresh_forever(state.runtime.redis, state.engine, state.settings.redis.queue, stop)
+    )
+    app.state.api_stop = stop
     app.state.api_tasks = [task]
 
 
 async def stop_api(app: Litestar) -> None:
-    for task in app.state.get("api_tasks", []):
+    stop: asyncio.Event | None = app.state.get("api_stop")
+    if stop is not None:
+        stop.set()
+    tasks = app.state.get("api_tasks", [])
+    for task in tasks:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if tasks:
+        await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
     app.state.api_tasks = []
     state = app.state.get("api")
     if state is not None:

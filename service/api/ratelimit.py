@@ -49,7 +49,8 @@ class RateLimiter:
         window = int(now // WINDOW_SECONDS)
         redis_key = f"hookyard:rl:{key_name}:{window}"
         try:
-            count = await asyncio.wait_for(self._count(redis_key), TIMEOUT_SECONDS)
+            async with asyncio.timeout(TIMEOUT_SECONDS):
+                count = await self._count(redis_key)
         except Exception as exc:  # noqa: BLE001 - any Redis failure means "fail open"
             self._skip_until = time.monotonic() + BACKOFF_SECONDS
             if time.monotonic() - self._last_log > LOG_EVERY_SECONDS:

@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from schemas.ids import new_event_id
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
+from service.api.state import ApiState
 from service.app import HookyardApp, create_app
 from tests import conftest as root
 from tests.conftest import ADMIN_KEY, READ_KEY, Config, gxm_body, gxm_headers
+from workers.registry import Registry
 
 # Pin the root's per-test Redis database and migrated SQL schema for these tests.
 redis_url = root.redis_url
@@ -32,8 +34,11 @@ READ = {"X-API-Key": READ_KEY}
 
 
 @pytest.fixture
-def app(config: Config) -> HookyardApp:
-    return create_app(config.settings)
+def app(config: Config, registry: Registry) -> HookyardApp:
+    """The app, sharing the test's handler registry with the in-process worker."""
+    made = create_app(config.settings)
+    made.api.state.api = ApiState.build(made.runtime, registry)
+    return made
 
 
 @pytest.fixture
