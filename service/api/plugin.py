@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
+from types import FrameType
+from typing import Any
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
@@ -26,9 +30,34 @@ async def start_api(app: Litestar) -> None:
     )
     app.state.api_stop = stop
     app.state.api_tasks = [task]
+    _close_streams_on_signal(state.closing)
+
+
+def _close_streams_on_signal(closing: threading.Event) -> None:
+    """Chain SIGTERM/SIGINT so open streams end first; uvicorn's own handler still runs.
+
+    Uvicorn waits for open responses before the lifespan shutdown, so an
+    `on_shutdown` hook would come too late for endless streams. Only in the
+    main thread (a test client's portal thread cannot set signal handlers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if not callable(previous):
+            continue
+
+        def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
+            closing.set()
+            previous(number, frame)
+
+        signal.signal(signum, handler)
 
 
 async def stop_api(app: Litestar) -> None:
+    state = app.state.get("api")
+    if state is not None:
+        state.closing.set()
     stop: asyncio.Event | None = app.state.get("api_stop")
     if stop is not None:
         stop.set()
@@ -38,7 +67,6 @@ async def stop_api(app: Litestar) -> None:
     if tasks:
         await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
     app.state.api_tasks = []
-    state = app.state.get("api")
     if state is not None:
         state.close()
 

@@ -35,6 +35,8 @@ class ApiState:
     _queue: Queue | None = None
     _redis: redis.Redis | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    closing: threading.Event = field(default_factory=threading.Event)
+    """Set when the server is stopping: live streams end so shutdown does not wait on them."""
 
     @classmethod
     def build(cls, runtime: Runtime, registry: Registry = REGISTRY) -> ApiState:

@@ -11,7 +11,10 @@ at once), so a hole in the numbers is waited on for up to `GAP_SECONDS`
 before the stream moves past it: a row that commits late is still sent, in
 order. Holes that never fill (a rolled-back insert) cost that wait once.
 A comment line every `KEEPALIVE_SECONDS` keeps proxies from closing an idle
-stream; the generator stops when the client goes away or the server stops.
+stream; the generator stops when the client goes away, and within a poll
+when the server is asked to stop (`ApiState.closing`), so a shutdown does
+not wait out its grace period on open streams; clients then reconnect with
+`Last-Event-ID`.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ async def event_stream(api: Api, where: EventFilter, last: int, payload: bool) -
     quiet_since = time.monotonic()
     yield b"retry: %d\n\n" % RETRY_MS
     try:
-        while True:
+        while not api.closing.is_set():
             rows = await asyncio.to_thread(events_after, engine, cursor.last, BATCH, payload=payload)
             chunks = [
                 sse_message(row)
