@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import msgspec
-from sqlalchemy import func, literal, select, tuple_
+from sqlalchemy import Select, func, literal, select, tuple_
 from sqlalchemy.engine import Connection, Engine
 
 from schemas.api import Delivery, Event
@@ -66,16 +66,10 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
-def list_events(
-    engine: Engine,
-    where: EventFilter,
-    *,
-    order: str,
-    limit: int,
-    after: tuple[datetime, str] | None,
-    payload: bool,
-    deliveries: bool,
-) -> Page:
+def page_query(
+    where: EventFilter, *, order: str, limit: int, after: tuple[datetime, str] | None, payload: bool
+) -> Select[Unpack[tuple[Any, ...]]]:
+    """One keyset page (plus one row, to know whether another page follows)."""
     columns = [*_EVENT_COLUMNS, EventRow.payload] if payload else list(_EVENT_COLUMNS)
     query = select(*columns).where(*where.clauses())
     key = tuple_(EventRow.received_at, EventRow.id)
@@ -86,8 +80,22 @@ def list_events(
         query = query.order_by(EventRow.received_at.asc(), EventRow.id.asc())
     else:
         query = query.order_by(EventRow.received_at.desc(), EventRow.id.desc())
+    return query.limit(limit + 1)
+
+
+def list_events(
+    engine: Engine,
+    where: EventFilter,
+    *,
+    order: str,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    payload: bool,
+    deliveries: bool,
+) -> Page:
+    query = page_query(where, order=order, limit=limit, after=after, payload=payload)
     with engine.connect() as connection:
-        rows = connection.execute(query.limit(limit + 1)).all()
+        rows = connection.execute(query).all()
         more = len(rows) > limit
         events = [_event(row, row.payload if payload else None) for row in rows[:limit]]
         if deliveries and events:
