@@ -29,7 +29,6 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from rq import Queue
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
@@ -38,8 +37,6 @@ from schemas.api import ReplayedDelivery, ReplayResult
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from workers.jobs import enqueue_run
 from workers.registry import Registry
-
-log = structlog.get_logger("hookyard.replay")
 
 
 class UnknownHandlers(ValueError):
