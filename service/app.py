@@ -20,6 +20,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from prometheus_client import make_asgi_app
 
 from schemas.settings import Settings, load_settings
+from service.api import ApiPlugin, document_ingest
 from service.api import route_handlers as api_route_handlers
 from service.errors import EXCEPTION_HANDLERS
 from service.health import live, ready
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         ),
         debug=False,
         logging_config=None,
+        plugins=[ApiPlugin()],
     )
     litestar.state.runtime = runtime
+    document_ingest(litestar.openapi_schema)
     return HookyardApp(litestar, ingest, make_asgi_app())

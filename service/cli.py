@@ -25,6 +25,7 @@ from schemas.migrate import upgrade
 from schemas.settings import ConfigError, Settings, load_settings
 from schemas.wire import ACTION_PATTERN
 from service.cli_ops import add_ops_commands
+from service.cli_replay import add_replay_command
 from service.dev import run_dev
 from service.signatures import SignatureScheme, scheme_for
 from workers.context import WorkerContext
@@ -223,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     handlers = commands.add_parser("handlers", help="list registered handlers")
     handlers.add_argument("--json", action="store_true")
     handlers.set_defaults(func=cmd_handlers)
+
+    add_replay_command(commands)
 
     reconcile = commands.add_parser("reconcile", help="re-queue deliveries that nothing will run")
     reconcile.set_defaults(func=cmd_reconcile)

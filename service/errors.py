@@ -7,6 +7,7 @@ translated here too, so no response carries a stack trace.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -68,9 +69,10 @@ def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes
 
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
+    code: str | None = None
     if isinstance(exc, LitestarValidation):
         status = 400
-        detail = "invalid request"
+        code, detail = _validation_code(exc)
     elif status >= 500:
         detail = "internal error"
     else:
@@ -79,9 +81,21 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
         status = 401
     if isinstance(exc, PermissionDeniedException):
         status = 403
-    code = _CODES.get(status, Codes.INTERNAL if status >= 500 else Codes.validation("REQUEST"))
+    code = code or _CODES.get(status, Codes.INTERNAL if status >= 500 else Codes.validation("REQUEST"))
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")}
     return envelope_response(status, error_envelope(status, code, detail), headers)
+
+
+def _validation_code(exc: LitestarValidation) -> tuple[str, str]:
+    """Name the first bad parameter: `?limit=0` is `ERR:MSG:VALIDATION:LIMIT`, a bad body `...:BODY`."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first = next((item for item in extra if isinstance(item, dict) and item.get("key")), None)
+    if first is None:
+        return Codes.validation("REQUEST"), "invalid request"
+    key = str(first["key"])
+    what = "BODY" if first.get("source") == "body" or key == "data" else re.sub(r"[^A-Z0-9]+", "_", key.upper())
+    message = str(first.get("message", "invalid"))[:200]
+    return Codes.validation(what.strip("_") or "REQUEST"), f"{key}: {message}"
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

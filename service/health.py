@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
 from schemas.wire import Envelope
@@ -66,7 +67,21 @@ def live() -> Envelope:
     return Envelope(data={"status": "ok"})
 
 
-@get("/health/ready", tags=["health"], summary="Can this process accept events?")
+class ReadinessEnvelope(msgspec.Struct):
+    """The documented shape of `/health/ready` (the handler writes it already encoded)."""
+
+    data: Readiness
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_READY_DOC = {
+    200: ResponseSpec(ReadinessEnvelope, description="`ok`, or `degraded` while events still go to the spool"),
+    503: ResponseSpec(ReadinessEnvelope, description="This process cannot accept events"),
+}
+
+
+@get("/health/ready", tags=["health"], summary="Can this process accept events?", responses=_READY_DOC)
 async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime: Runtime = request.app.state.runtime
     redis_state, database_state, spool_state = await asyncio.gather(

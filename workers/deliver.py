@@ -101,6 +101,7 @@ class DeliveryRunner:
         schedule_retry: Callable[[list[int], float], None],
         worker_name: str = "",
         stopping: threading.Event | None = None,
+        on_recorded: Callable[[list[Outcome]], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
@@ -108,6 +109,8 @@ class DeliveryRunner:
         self.schedule_retry = schedule_retry
         self.worker_name = worker_name
         self.stopping = stopping or threading.Event()
+        self.on_recorded = on_recorded
+        """Called after each batch of outcomes is committed (handler metrics)."""
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, delivery_ids: Sequence[int]) -> list[Outcome]:
@@ -353,6 +356,8 @@ class DeliveryRunner:
                 ],
             )
             refresh_event_status(session, event_ids)
+        if self.on_recorded is not None:
+            self.on_recorded(outcomes)
         later = [o for o in outcomes if o.status in DeliveryStatus.OPEN and o.next_attempt_at]
         for outcome in later:
             assert outcome.next_attempt_at is not None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import structlog
-from rq import Retry
+from rq import Queue, Retry
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
@@ -33,7 +33,8 @@ from workers.defaults import (
     STORE_JOB_RETRIES,
     STORE_JOB_RETRY_INTERVALS,
 )
-from workers.deliver import DeliveryRunner
+from workers.deliver import DeliveryRunner, Outcome
+from workers.handler_metrics import record_outcomes
 from workers.store import open_deliveries, store_events
 
 log = structlog.get_logger("hookyard.jobs")
@@ -77,12 +78,25 @@ def runner_for(context: WorkerContext) -> DeliveryRunner:
     def schedule(ids: list[int], delay: float) -> None:
         enqueue_deliveries(context, ids, delay)
 
+    def record(outcomes: list[Outcome]) -> None:
+        record_outcomes(context.redis, outcomes)
+
     return DeliveryRunner(
-        context.sessions, context.registry, context.settings.handlers, schedule, stopping=context.stopping
+        context.sessions,
+        context.registry,
+        context.settings.handlers,
+        schedule,
+        on_recorded=record,
+        stopping=context.stopping,
     )
 
 
 def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: float = 0.0) -> None:
+    enqueue_run(context.queue, delivery_ids, delay)
+
+
+def enqueue_run(queue: Queue, delivery_ids: list[int], delay: float = 0.0) -> None:
+    """Queue one `run_deliveries` job (after `delay` seconds, through RQ's scheduler)."""
     options: dict[str, Any] = {
         "job_timeout": -1,
         "result_ttl": 0,
@@ -94,9 +108,9 @@ def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: f
         # fires before its backoff is over (it would find the delivery not yet due and skip it).
         due = datetime.now(UTC) + timedelta(seconds=delay)
         due = due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due
-        context.queue.enqueue_at(due, RUN_DELIVERIES, delivery_ids, **options)
+        queue.enqueue_at(due, RUN_DELIVERIES, delivery_ids, **options)
     else:
-        context.queue.enqueue(RUN_DELIVERIES, delivery_ids, **options)
+        queue.enqueue(RUN_DELIVERIES, delivery_ids, **options)
 
 
 def store_batch(events: list[Any]) -> int:

@@ -1,0 +1,155 @@
+"""Wire shapes of the `/v1` read API, as the OpenAPI document shows them.
+
+Each response is one concrete envelope Struct (not a generic one) so that the
+OpenAPI document names every shape. Timestamps are aware UTC datetimes, which
+msgspec writes as ISO 8601 with `Z`. A stored payload travels as
+`msgspec.Raw`: the exact text the vendor sent, never decoded and re-encoded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from schemas.api_stats import Stats
+from schemas.wire import ErrorData
+
+EventStatusName = Literal["stored", "processing", "processed", "failed"]
+DeliveryStatusName = Literal["pending", "retrying", "succeeded", "dead"]
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    """One handler's delivery of one event."""
+
+    handler: str
+    status: str
+    attempts: int
+    """Attempts started so far; a replay continues the count."""
+    max_attempts: int
+    """The attempt number at which it goes dead (a replay raises it)."""
+    last_error: str | None
+    updated_at: datetime
+    created_at: datetime
+    last_started_at: datetime | None
+    last_duration_ms: float | None
+    next_attempt_at: datetime | None
+    """When a retrying delivery runs next."""
+
+
+class Event(msgspec.Struct, kw_only=True):
+    id: str
+    source: str
+    action: str
+    status: str
+    sent_at: datetime
+    received_at: datetime
+    payload: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    """The stored `data.payload` exactly as sent; only with `select=payload` on lists."""
+    deliveries: list[Delivery] | msgspec.UnsetType = msgspec.UNSET
+    """Only on one event, or with `select=deliveries` on lists."""
+
+
+class PageMeta(msgspec.Struct, kw_only=True):
+    next_cursor: str | None
+    """Pass back as `cursor` for the next page; null on the last page."""
+    limit: int
+
+
+class EventPage(msgspec.Struct, kw_only=True):
+    data: list[Event]
+    meta: PageMeta
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class EventEnvelope(msgspec.Struct, kw_only=True):
+    data: Event
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Handler(msgspec.Struct, kw_only=True):
+    name: str
+    patterns: list[str]
+    max_attempts: int
+    timeout_seconds: float
+
+
+class HandlerList(msgspec.Struct, kw_only=True):
+    data: list[Handler]
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    handlers: list[str] | None = None
+    """Handler names to re-run; all of the event's (and any now matching it) when absent."""
+
+
+class ReplayedDelivery(msgspec.Struct, kw_only=True):
+    handler: str
+    state: Literal["queued", "running"]
+    """`running`: an attempt is under way now; it got the fresh budget but is not queued twice."""
+    new: bool
+    """True for a handler that matches the event but had never run on it."""
+    attempts: int
+    max_attempts: int
+
+
+class ReplayResult(msgspec.Struct, kw_only=True):
+    event_id: str
+    deliveries: list[ReplayedDelivery]
+
+
+class ReplayEnvelope(msgspec.Struct, kw_only=True):
+    data: ReplayResult
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class StatsEnvelope(msgspec.Struct, kw_only=True):
+    data: Stats
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ErrorMeta(msgspec.Struct, kw_only=True):
+    code: str
+    """`ERR:MSG:...`; validation errors name what was wrong (`ERR:MSG:VALIDATION:LIMIT`)."""
+
+
+class ErrorEnvelope(msgspec.Struct, kw_only=True):
+    data: ErrorData
+    meta: ErrorMeta
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class RateLimits(msgspec.Struct, kw_only=True):
+    requests_per_minute: int
+
+
+class RateCurrent(msgspec.Struct, kw_only=True):
+    requests: int
+
+
+class RateLimitWarnings(msgspec.Struct, kw_only=True):
+    limits: RateLimits
+    current: RateCurrent
+
+
+class RateLimitedEnvelope(msgspec.Struct, kw_only=True):
+    data: ErrorData
+    meta: ErrorMeta
+    warnings: RateLimitWarnings
+
+
+class CursorKey(msgspec.Struct, array_like=True, frozen=True):
+    """What an opaque page cursor holds: a keyset position and the query it belongs to."""
+
+    version: int
+    received_at_us: int
+    id: str
+    order: str
+    query: str
+    """A short hash of the filters, so a cursor is refused with other filters."""

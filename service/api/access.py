@@ -1,0 +1,50 @@
+"""The guard on every `/v1` route: a known key (401), the right role (403), under its rate (429).
+
+A route asks for admin with `opt={"role": "admin"}`; the default is read.
+The key's name (never the key) is kept on the request for logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from schemas.wire import Codes
+from service.api.auth import presented_key
+from service.api.state import api_state
+from service.errors import ApiError
+
+
+def request_id(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return str(connection.scope.get("state", {}).get("request_id", ""))
+
+
+async def require_key(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    state = api_state(connection.app)
+    given = presented_key(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
+    key = None if given is None else state.keys.identify(given)
+    if key is None:
+        raise ApiError(
+            401,
+            Codes.UNAUTHORIZED,
+            "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    role = str(handler.opt.get("role", "read"))
+    if not key.allows(role):
+        raise ApiError(403, Codes.FORBIDDEN, f"this call needs an {role} key")
+    verdict = await state.limiter.hit(key.name, key.rate_per_minute, request_id(connection))
+    if not verdict.allowed:
+        raise ApiError(
+            429,
+            Codes.RATELIMITTED,
+            "too many requests",
+            headers={"Retry-After": str(verdict.retry_after)},
+            warnings={
+                "limits": {"requests_per_minute": key.rate_per_minute},
+                "current": {"requests": verdict.count},
+            },
+        )
+    connection.scope.setdefault("state", {})["api_key"] = key.name

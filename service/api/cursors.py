@@ -1,0 +1,62 @@
+"""Opaque keyset cursors: base64url of a msgpack `CursorKey`.
+
+A cursor is the (received_at, id) of the last row of a page, so the next page
+is one index range scan from there, whatever page it is, and rows inserted
+meanwhile never shift it. It also carries the order and a hash of the filters:
+reused with other filters it is refused rather than silently wrong. It is not
+signed; a forged one only moves the caller's own position.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from schemas.api import CursorKey
+from schemas.ids import is_event_id
+
+VERSION = 1
+_decode = msgspec.msgpack.Decoder(CursorKey).decode
+_encode = msgspec.msgpack.Encoder().encode
+_MAX_CURSOR_CHARS = 256
+
+
+class CursorError(ValueError):
+    """Garbage, or a cursor made for another query."""
+
+
+def to_micros(value: datetime) -> int:
+    delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
+
+
+def encode_cursor(received_at: datetime, event_id: str, order: str, query: str) -> str:
+    key = CursorKey(version=VERSION, received_at_us=to_micros(received_at), id=event_id, order=order, query=query)
+    return base64.urlsafe_b64encode(_encode(key)).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(text: str, order: str, query: str) -> tuple[datetime, str]:
+    """The (received_at, id) to continue after; `CursorError` if it is not ours or not for this query."""
+    if len(text) > _MAX_CURSOR_CHARS:
+        raise CursorError("cursor is too long")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        key = _decode(raw)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise CursorError("cursor is not one this API gave out") from None
+    if key.version != VERSION or not is_event_id(key.id):
+        raise CursorError("cursor is not one this API gave out")
+    if key.order != order or key.query != query:
+        raise CursorError("cursor belongs to a query with other filters or order")
+    try:
+        position = from_micros(key.received_at_us)
+    except (OverflowError, ValueError):
+        raise CursorError("cursor is not one this API gave out") from None
+    return position, key.id

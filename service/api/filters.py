@@ -1,0 +1,133 @@
+"""Event filters shared by the list, the live stream and `hookyard replay`.
+
+Each filter becomes SQL that an index serves (`action` exact, `RESOURCE:*`
+on `resource`, `*:VERB` on `verb`, each indexed with `received_at, id`), and
+the same test in Python for the stream, which filters rows it already read
+by `seq`. Bad values raise `FilterError` naming what was wrong; the API turns
+it into `400 ERR:MSG:VALIDATION:<WHAT>`, the CLI into exit 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, not_
+
+from schemas.tables import EventRow, EventStatus
+
+_NAME = r"[A-Z][A-Z0-9_]*"
+ACTION_FILTER_PATTERN = rf"^({_NAME}(:{_NAME})+|{_NAME}:\*|\*:{_NAME})$"
+"""An exact action, `RESOURCE:*` or `*:VERB` (each `*` is exactly one part)."""
+_ACTION_FILTER = re.compile(ACTION_FILTER_PATTERN)
+MAX_ACTION_LENGTH = 128
+
+
+class FilterError(ValueError):
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
+def parse_action(value: str) -> str:
+    if len(value) > MAX_ACTION_LENGTH or not _ACTION_FILTER.match(value):
+        raise FilterError("ACTION", f"action {value!r} is not an action, RESOURCE:* or *:VERB")
+    return value
+
+
+def parse_time(value: str, what: str) -> datetime:
+    """ISO 8601 (a date alone is midnight); a time without an offset is UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise FilterError(what.upper(), f"{what}: {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_status(value: str) -> str:
+    if value not in EventStatus.ALL:
+        raise FilterError("STATUS", f"status must be one of {', '.join(EventStatus.ALL)}")
+    return value
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    source: str | None = None
+    action: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    """Inclusive, on `received_at`."""
+    until: datetime | None = None
+    """Exclusive, on `received_at`."""
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        source: str | None = None,
+        action: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> EventFilter:
+        return cls(
+            source=source,
+            action=None if action is None else parse_action(action),
+            status=None if status is None else parse_status(status),
+            since=None if since is None else parse_time(since, "since"),
+            until=None if until is None else parse_time(until, "until"),
+        )
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.source is not None:
+            where.append(EventRow.source == self.source)
+        if self.action is not None:
+            resource, _, verb = self.action.partition(":")
+            if verb == "*":
+                where += [EventRow.resource == resource, not_(EventRow.action.like("%:%:%"))]
+            elif resource == "*":
+                where += [EventRow.verb == verb, not_(EventRow.action.like("%:%:%"))]
+            else:
+                where.append(EventRow.action == self.action)
+        if self.status is not None:
+            where.append(EventRow.status == self.status)
+        if self.since is not None:
+            where.append(EventRow.received_at >= self.since)
+        if self.until is not None:
+            where.append(EventRow.received_at < self.until)
+        return where
+
+    def matches(self, source: str, action: str, status: str, received_at: datetime) -> bool:
+        """The same test as `clauses()`, for rows already in hand."""
+        if self.source is not None and source != self.source:
+            return False
+        if self.action is not None and not _action_matches(self.action, action):
+            return False
+        if self.status is not None and status != self.status:
+            return False
+        if self.since is not None and received_at < self.since:
+            return False
+        return self.until is None or received_at < self.until
+
+    def fingerprint(self, order: str) -> str:
+        """A short hash of the query a cursor belongs to."""
+        parts = [
+            self.source or "",
+            self.action or "",
+            self.status or "",
+            "" if self.since is None else self.since.isoformat(),
+            "" if self.until is None else self.until.isoformat(),
+            order,
+        ]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _action_matches(pattern: str, action: str) -> bool:
+    wanted = pattern.split(":")
+    parts = action.split(":")
+    return len(wanted) == len(parts) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True))

@@ -1,0 +1,61 @@
+"""`GET /v1/stats`: counts for a dashboard panel, from `workers.stats` (shared with `hookyard stats`).
+
+When Redis does not answer, the database counts are still given, with
+empty `queues` and `warnings.queues = "unavailable"`: a Redis outage is when
+a dashboard is needed most.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import redis.exceptions
+import structlog
+from litestar import Request, get
+from litestar.params import Parameter
+from sqlalchemy.orm import Session
+
+from schemas.api import StatsEnvelope
+from schemas.api_stats import Stats
+from schemas.wire import Codes
+from service.api.docs import error_responses
+from service.api.filters import FilterError, parse_time
+from service.api.state import Api
+from service.errors import ApiError
+from workers.stats import _database_counts, collect_stats
+
+log = structlog.get_logger("hookyard.api.stats")
+DEFAULT_WINDOW = timedelta(hours=24)
+
+
+@get(
+    "/stats",
+    sync_to_thread=True,
+    summary="Counts by action and status, queue depths, oldest pending age",
+    operation_id="GetStats",
+    responses=error_responses(400),
+)
+def stats_route(
+    api: Api,
+    request: Request[Any, Any, Any],
+    since: Annotated[str | None, Parameter(description="ISO 8601 (default: 24 hours ago)")] = None,
+) -> StatsEnvelope:
+    now = datetime.now(UTC)
+    try:
+        start = now - DEFAULT_WINDOW if since is None else parse_time(since, "since")
+    except FilterError as exc:
+        raise ApiError(400, Codes.validation(exc.what), str(exc)) from None
+    queue = api.settings.redis.queue
+    try:
+        return StatsEnvelope(data=collect_stats(api.engine, api.sync_redis(), queue, start, now=now))
+    except (redis.exceptions.RedisError, OSError) as exc:
+        log.warning(
+            "stats_without_queues",
+            error=type(exc).__name__,
+            request_id=request.scope.get("state", {}).get("request_id", ""),
+        )
+    with Session(api.engine) as session:
+        events, deliveries, oldest = _database_counts(session, start, now)
+    stats = Stats(since=start, events=events, deliveries=deliveries, queues={}, oldest_pending_seconds=oldest)
+    return StatsEnvelope(data=stats, warnings={"queues": "unavailable"})
