@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import uuid
 
 import httpx
 import msgspec
@@ -53,7 +54,9 @@ class Listener:
 
 
 def _post(server: str, action: str) -> str:
-    response = httpx.post(f"{server}/webhooks/gxm", content=gxm_body(action=action), headers=gxm_headers())
+    """A new event each call (the same `data` within one second would be a duplicate)."""
+    body = gxm_body(action=action, payload={"nonce": uuid.uuid4().hex})
+    response = httpx.post(f"{server}/webhooks/gxm", content=body, headers=gxm_headers())
     assert response.status_code == 202
     return str(response.json()["data"]["id"])
 
