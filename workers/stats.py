@@ -41,10 +41,10 @@ def collect_stats(
     if since.tzinfo is None:
         raise ValueError("since must be timezone-aware")
     if isinstance(session_or_engine, Session):
-        counts = _database_counts(session_or_engine, since, now or datetime.now(UTC))
+        counts = database_counts(session_or_engine, since, now or datetime.now(UTC))
     else:
         with Session(session_or_engine) as session:
-            counts = _database_counts(session, since, now or datetime.now(UTC))
+            counts = database_counts(session, since, now or datetime.now(UTC))
     events, deliveries, oldest = counts
     return Stats(
         since=since.astimezone(UTC),
@@ -55,7 +55,7 @@ def collect_stats(
     )
 
 
-def _database_counts(
+def database_counts(
     session: Session, since: datetime, now: datetime
 ) -> tuple[EventCounts, DeliveryCounts, float | None]:
     recent = EventRow.received_at >= since

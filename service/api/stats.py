@@ -23,7 +23,7 @@ from service.api.docs import error_responses
 from service.api.filters import FilterError, parse_time
 from service.api.state import Api
 from service.errors import ApiError
-from workers.stats import _database_counts, collect_stats
+from workers.stats import collect_stats, database_counts
 
 log = structlog.get_logger("hookyard.api.stats")
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -56,6 +56,6 @@ def stats_route(
             request_id=request.scope.get("state", {}).get("request_id", ""),
         )
     with Session(api.engine) as session:
-        events, deliveries, oldest = _database_counts(session, start, now)
+        events, deliveries, oldest = database_counts(session, start, now)
     stats = Stats(since=start, events=events, deliveries=deliveries, queues={}, oldest_pending_seconds=oldest)
     return StatsEnvelope(data=stats, warnings={"queues": "unavailable"})
