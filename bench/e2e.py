@@ -47,6 +47,7 @@ class OpenLoop:
         self.open = 0
         self.statuses: dict[int, int] = {}
         self.refused = 0
+        self.answer_ms: list[float] = []
 
     async def _one(self, seq: int, stamp: bool) -> None:
         if self.idle:
@@ -57,6 +58,7 @@ class OpenLoop:
         else:
             self.refused += 1
             return
+        sent = time.perf_counter()
         writer.write(_request(self.port, seq, stamp))
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
@@ -65,6 +67,7 @@ class OpenLoop:
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
         await reader.readexactly(length)
+        self.answer_ms.append((time.perf_counter() - sent) * 1000.0)
         self.statuses[status] = self.statuses.get(status, 0) + 1
         self.idle.append((reader, writer))
 
@@ -90,6 +93,7 @@ async def _drive(port: int, rate: int, seconds: float) -> OpenLoop:
     loop = OpenLoop(port)
     warm = await loop.run(rate, 1.0, 0, stamp=False)
     loop.statuses.clear()
+    loop.answer_ms.clear()
     await loop.run(rate, seconds, warm, stamp=True)
     await loop.close()
     return loop
@@ -128,7 +132,8 @@ def measure(ctx: Context) -> Measured:
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     note = (
         f"{rate}/s for {seconds:g} s on {kind}, {len(latencies)} events, max {max(latencies):.1f} ms,"
-        f" answers {dict(sorted(loop.statuses.items()))}, over the connection cap {loop.refused}"
+        f" answers {dict(sorted(loop.statuses.items()))} in p50 {percentile(loop.answer_ms, 50):.1f} /"
+        f" p99 {percentile(loop.answer_ms, 99):.1f} ms, over the connection cap {loop.refused}"
     )
     bad = loop.refused or set(loop.statuses) != {202}
     out = [
