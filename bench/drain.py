@@ -82,7 +82,7 @@ def drain(ctx: Context, stack: Stack, kind: str, workers: int, url: str) -> Drai
         env = hookyard_env(
             ctx.workdir / "drain" / "hookyard.toml",
             HOOKYARD_DATABASE_URL=db_url,
-            BENCH_E2E_REDIS_URL=f"{ctx.redis_url}/3",
+            BENCH_E2E_FILE=str(ctx.workdir / "unused-e2e.txt"),
         )
         started = time.perf_counter()
         procs = [stack.start(f"drain-{kind}-{i}", hookyard("worker", "--burst"), env) for i in range(workers)]

@@ -1,9 +1,10 @@
 """The bench's one handler: `*`, does nothing, except note when it started for end-to-end runs.
 
 An event whose payload carries `bench_t0` (the sender's `time.time()` just
-before it wrote the request) gets its POST-to-handler-start latency pushed
-onto `bench:e2e` in the Redis named by `BENCH_E2E_REDIS_URL`. Drain events
-carry no `bench_t0`, so for them the handler is a true no-op.
+before it wrote the request) gets its POST-to-handler-start latency appended
+as one line to the file named by `BENCH_E2E_FILE` (O_APPEND: several worker
+processes may share it). Drain events carry no `bench_t0`, so for them the
+handler is a true no-op.
 """
 
 from __future__ import annotations
@@ -11,24 +12,17 @@ from __future__ import annotations
 import os
 import time
 
-import redis
-
 from workers import Event, handler
 
-E2E_KEY = "bench:e2e"
-_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["BENCH_E2E_REDIS_URL"], socket_timeout=2)
-    return _client
+_fd: int | None = None
 
 
 @handler("*", name="bench")
 def bench_handler(event: Event) -> None:
+    global _fd
     started = time.time()
     sent = event.payload.get("bench_t0")
     if isinstance(sent, float) and event.attempt == 1:
-        _redis().rpush(E2E_KEY, f"{started - sent:.6f}")
+        if _fd is None:
+            _fd = os.open(os.environ["BENCH_E2E_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(_fd, f"{started - sent:.6f}\n".encode())

@@ -47,7 +47,7 @@ def measure(ctx: Context) -> Measured:
             client.close()
         serve_rss = serve.rss_bytes() / MB
         stack.stop(serve)
-        env = hookyard_env(config, BENCH_E2E_REDIS_URL=f"{ctx.redis_url}/3")
+        env = hookyard_env(config, BENCH_E2E_FILE=str(ctx.workdir / "unused-e2e.txt"))
         worker = stack.start("memory-worker", hookyard("worker", "--burst"), env)
         engine = create_engine(db_url)
         samples: dict[str, float] = {}

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from workers.defaults import LEASE_GRACE_SECONDS
 from workers.event import Event, PermanentError
 from workers.registry import HandlerSpec, Registry
+from workers.store import Claimed, StoredEvent
 
 log = structlog.get_logger("hookyard.deliver")
 
@@ -41,14 +42,6 @@ MAX_ERROR_CHARS = 2000
 
 class HandlerTimeout(Exception):
     """The handler ran past its time limit."""
-
-
-class Claimed(msgspec.Struct, frozen=True):
-    id: int
-    event_id: str
-    handler: str
-    attempts: int
-    max_attempts: int
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -127,8 +120,12 @@ class DeliveryRunner:
         claimed, events = self._claim(delivery_ids)
         outcomes = [self._attempt(item, events[item.event_id]) for item in claimed]
         if outcomes:
-            self._record(outcomes)
+            self.record(outcomes)
         return outcomes
+
+    def run_claimed(self, claimed: Sequence[Claimed], events: Mapping[str, StoredEvent]) -> list[Outcome]:
+        """Run deliveries claimed when their events were stored; the caller records the outcomes."""
+        return [self._attempt(item, events[item.event_id]) for item in claimed]
 
     def _claim(self, delivery_ids: list[int]) -> tuple[list[Claimed], dict[str, EventRow]]:
         now = datetime.now(UTC)
@@ -143,7 +140,7 @@ class DeliveryRunner:
                 )
                 .values(
                     attempts=DeliveryRow.attempts + 1,
-                    lease_until=now + timedelta(seconds=self._max_timeout() + LEASE_GRACE_SECONDS),
+                    lease_until=self.lease_until(now),
                     last_started_at=now,
                     updated_at=now,
                 )
@@ -167,11 +164,15 @@ class DeliveryRunner:
             )
         return claimed, events
 
+    def lease_until(self, now: datetime) -> datetime:
+        """When a claim made `now` is presumed dead: the longest handler time limit, plus grace."""
+        return now + timedelta(seconds=self._max_timeout() + LEASE_GRACE_SECONDS)
+
     def _max_timeout(self) -> float:
         limits = [spec.timeout_seconds for spec in self.registry.all() if spec.timeout_seconds]
         return max([self.settings.timeout_seconds, *limits])
 
-    def _attempt(self, item: Claimed, event: EventRow) -> Outcome:
+    def _attempt(self, item: Claimed, event: EventRow | StoredEvent) -> Outcome:
         bound = log.bind(
             event_id=item.event_id, request_id=event.request_id, handler=item.handler, attempt=item.attempts
         )
@@ -211,7 +212,7 @@ class DeliveryRunner:
             datetime.now(UTC) + timedelta(seconds=delay),
         )
 
-    def _event(self, item: Claimed, row: EventRow) -> Event:
+    def _event(self, item: Claimed, row: EventRow | StoredEvent) -> Event:
         return Event(
             id=row.id,
             source=row.source,
@@ -236,7 +237,12 @@ class DeliveryRunner:
         with time_limit(timeout):
             spec.func(event)
 
-    def _record(self, outcomes: list[Outcome]) -> None:
+    def record(self, outcomes: list[Outcome], complete: bool = False) -> None:
+        """Write outcomes and event statuses in one transaction, then schedule retries.
+
+        `complete`: the outcomes hold every delivery of their events (events
+        stored by this run), so event statuses follow without a query.
+        """
         now = datetime.now(UTC)
         with self.sessions() as session, session.begin():
             session.execute(
@@ -254,12 +260,42 @@ class DeliveryRunner:
                     for o in outcomes
                 ],
             )
-            refresh_event_status(session, {o.event_id for o in outcomes})
+            if complete:
+                set_event_status(session, outcomes)
+            else:
+                refresh_event_status(session, {o.event_id for o in outcomes})
         retrying = [o for o in outcomes if o.status == DeliveryStatus.RETRYING and o.next_attempt_at]
         for outcome in retrying:
             assert outcome.next_attempt_at is not None
             delay = max((outcome.next_attempt_at - now).total_seconds(), 0.0)
             self.schedule_retry([outcome.delivery_id], delay)
+
+
+def event_status(statuses: set[str]) -> str:
+    """failed if any delivery is dead, processed if all succeeded, else processing."""
+    if not statuses:
+        return EventStatus.STORED
+    if DeliveryStatus.DEAD in statuses:
+        return EventStatus.FAILED
+    if statuses == {DeliveryStatus.SUCCEEDED}:
+        return EventStatus.PROCESSED
+    return EventStatus.PROCESSING
+
+
+def set_event_status(session: Session, outcomes: Sequence[Outcome]) -> None:
+    """Statuses from outcomes that are all of their events' deliveries."""
+    seen: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        seen.setdefault(outcome.event_id, set()).add(outcome.status)
+    _update_status(session, {event_id: event_status(statuses) for event_id, statuses in seen.items()})
+
+
+def _update_status(session: Session, status_of: dict[str, str]) -> None:
+    by_status: dict[str, list[str]] = {}
+    for event_id, status in status_of.items():
+        by_status.setdefault(status, []).append(event_id)
+    for status, ids in by_status.items():
+        session.execute(update(EventRow).where(EventRow.id.in_(ids)).values(status=status))
 
 
 def refresh_event_status(session: Session, event_ids: set[str]) -> None:
@@ -273,19 +309,7 @@ def refresh_event_status(session: Session, event_ids: set[str]) -> None:
         .group_by(DeliveryRow.event_id, DeliveryRow.status)
     ):
         counts[event_id][status] = count
-    by_status: dict[str, list[str]] = {}
-    for event_id, statuses in counts.items():
-        if not statuses:
-            status = EventStatus.STORED
-        elif statuses.get(DeliveryStatus.DEAD):
-            status = EventStatus.FAILED
-        elif set(statuses) == {DeliveryStatus.SUCCEEDED}:
-            status = EventStatus.PROCESSED
-        else:
-            status = EventStatus.PROCESSING
-        by_status.setdefault(status, []).append(event_id)
-    for status, ids in by_status.items():
-        session.execute(update(EventRow).where(EventRow.id.in_(ids)).values(status=status))
+    _update_status(session, {event_id: event_status(set(statuses)) for event_id, statuses in counts.items()})
 
 
 def _describe(exc: BaseException) -> str:

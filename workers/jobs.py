@@ -34,7 +34,7 @@ from workers.defaults import (
     STORE_JOB_RETRY_INTERVALS,
 )
 from workers.deliver import DeliveryRunner
-from workers.store import open_deliveries, store_events
+from workers.store import Stored, open_deliveries, store_events
 
 log = structlog.get_logger("hookyard.jobs")
 T = TypeVar("T")
@@ -94,25 +94,32 @@ def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: f
 
 
 def store_batch(events: list[Any]) -> int:
+    """Store, claim and run: two commits per batch (store + claim, outcomes), handlers between."""
     context = get_context()
     queued = msgspec.convert(events, list[QueuedEvent])
     settings = context.settings.handlers
+    runner = runner_for(context)
 
-    def store() -> list[int]:
+    def store() -> Stored:
         with context.sessions() as session, session.begin():
-            stored = store_events(session, queued, context.registry, settings.default_max_attempts)
-            return open_deliveries(session, stored)
+            lease = runner.lease_until(datetime.now(UTC))
+            return store_events(session, queued, context.registry, settings.default_max_attempts, lease)
 
     try:
-        delivery_ids = with_database(context, store)
-        log.info(
-            "events_stored",
-            events=len(queued),
-            deliveries=len(delivery_ids),
-            event_ids=[e.id for e in queued][:5],
-        )
-        runner = runner_for(context)
-        with_database(context, lambda: runner.run(delivery_ids))
+        stored = with_database(context, store)
+        log.debug("events_stored", events=len(stored.events), deliveries=len(stored.claimed))
+        outcomes = runner.run_claimed(stored.claimed, stored.events)
+        if outcomes:
+            with_database(context, lambda: runner.record(outcomes, complete=True))
+        if stored.earlier:  # this job ran before (its worker died): finish what that run left open
+            earlier = stored.earlier
+
+            def reopen() -> list[int]:
+                with context.sessions() as session:
+                    return open_deliveries(session, earlier)
+
+            delivery_ids = with_database(context, reopen)
+            with_database(context, lambda: runner.run(delivery_ids))
     except HandBack:
         context.queue.enqueue(
             STORE_BATCH,
