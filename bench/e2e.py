@@ -138,7 +138,9 @@ def measure(ctx: Context) -> Measured:
             lines = timings.read_text().splitlines() if timings.exists() else []
             return lines if len(lines) >= accepted else []
 
-        latencies = [float(v) * 1000.0 for v in wait_until(handled, 60, "handlers to see every event", 0.2)]
+        lines = wait_until(handled, 60, "handlers to see every event", 0.2)
+        starts = [float(line.split()[0]) for line in lines]
+        latencies = [float(line.split()[1]) * 1000.0 for line in lines]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     note = (
         f"{rate}/s for {seconds:g} s on {kind}, {len(latencies)} events, max {max(latencies):.1f} ms,"
@@ -165,4 +167,4 @@ def measure(ctx: Context) -> Measured:
             passed=at_most(p99, P99_GOAL_MS) and not bad,
         ),
     ]
-    return out, {"latencies_ms": latencies, "statuses": loop.statuses, "database": kind}
+    return out, {"handler_started": starts, "latencies_ms": latencies, "statuses": loop.statuses, "database": kind}

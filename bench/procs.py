@@ -70,6 +70,10 @@ class Proc:
             return None
 
     def stop(self, timeout: float = 20.0) -> None:
+        if os.environ.get("BENCH_PYSPY"):  # py-spy writes its profile on SIGINT, not SIGTERM
+            self.signal(signal.SIGINT)
+            if self.wait(timeout) is not None:
+                return
         self.signal(signal.SIGTERM)
         if self.wait(timeout) is None:
             self.signal(signal.SIGKILL)
@@ -181,7 +185,14 @@ def hookyard_env(config: Path, **extra: str) -> dict[str, str]:
 
 
 def hookyard(*args: str) -> list[str]:
-    return [sys.executable, "-m", "service.cli", *args]
+    """argv of a hookyard command; under py-spy when `BENCH_PYSPY` names an output directory."""
+    argv = [sys.executable, "-m", "service.cli", *args]
+    profile_dir = os.environ.get("BENCH_PYSPY")
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if profile_dir and spy:
+        out = Path(profile_dir) / f"{args[0]}-{time.strftime('%H%M%S')}-{os.urandom(2).hex()}.txt"
+        return [spy, "record", "--subprocesses", "-r", "250", "--format", "raw", "-o", str(out), "--", *argv]
+    return argv
 
 
 def start_serve(stack: Stack, config: Path, port: int, name: str = "serve") -> Proc:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.settings import HandlerSettings
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
+from workers.bulk import record_outcomes, set_status
 from workers.defaults import LEASE_GRACE_SECONDS
 from workers.event import Event, PermanentError
 from workers.registry import HandlerSpec, Registry
@@ -245,20 +246,19 @@ class DeliveryRunner:
         """
         now = datetime.now(UTC)
         with self.sessions() as session, session.begin():
-            session.execute(
-                update(DeliveryRow),
+            record_outcomes(
+                session,
                 [
                     {
                         "id": o.delivery_id,
                         "status": o.status,
                         "last_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
                         "next_attempt_at": o.next_attempt_at,
-                        "lease_until": None,
-                        "updated_at": now,
                         "last_duration_ms": o.duration_ms,
                     }
                     for o in outcomes
                 ],
+                now,
             )
             if complete:
                 set_event_status(session, outcomes)
@@ -295,7 +295,7 @@ def _update_status(session: Session, status_of: dict[str, str]) -> None:
     for event_id, status in status_of.items():
         by_status.setdefault(status, []).append(event_id)
     for status, ids in by_status.items():
-        session.execute(update(EventRow).where(EventRow.id.in_(ids)).values(status=status))
+        set_status(session, status, ids)
 
 
 def refresh_event_status(session: Session, event_ids: set[str]) -> None:

@@ -11,27 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import cast
 
 import msgspec
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from schemas.wire import IngestEnvelope, QueuedEvent
+from workers.bulk import insert_deliveries, insert_events
 from workers.registry import HandlerSpec, Registry
 
 _decode_envelope = msgspec.json.Decoder(IngestEnvelope).decode
-
-
-def _insert(session: Session, entity: type[EventRow] | type[DeliveryRow]) -> sqlite.Insert | postgresql.Insert:
-    """A Core INSERT ... ON CONFLICT DO NOTHING (Core: no ORM bulk bookkeeping per row)."""
-    table = cast(Table, entity.__table__)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def event_row(event: QueuedEvent, status: str, now: datetime) -> dict[str, object]:
@@ -127,26 +117,14 @@ def store_events(
         ]
     if not rows:
         return Stored([], {}, [])
-    table = EventRow.__table__
-    inserted = set(session.execute(_insert(session, EventRow).returning(table.c.id), rows).scalars())
+    inserted = insert_events(session, rows)
     ids = [event.id for event in events]
     left = [event_id for event_id in ids if event_id not in inserted]
     earlier = list(session.scalars(select(EventRow.id).where(EventRow.id.in_(left)))) if left else []
     fresh = [d for event_id in ids if event_id in inserted for d in planned[event_id]]
     claimed: list[Claimed] = []
     if fresh:
-        deliveries = DeliveryRow.__table__
-        result = session.execute(
-            _insert(session, DeliveryRow).returning(
-                deliveries.c.id,
-                deliveries.c.event_id,
-                deliveries.c.handler,
-                deliveries.c.attempts,
-                deliveries.c.max_attempts,
-            ),
-            fresh,
-        )
-        claimed = sorted((Claimed(*row) for row in result), key=lambda c: c.id)
+        claimed = sorted((Claimed(*row) for row in insert_deliveries(session, fresh)), key=lambda c: c.id)
     stored = {
         str(row["id"]): StoredEvent(
             id=str(row["id"]),
