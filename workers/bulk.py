@@ -79,6 +79,33 @@ _PG_OUTCOMES = text(
     "CAST(:next_attempt_at AS timestamptz[]), CAST(:last_duration_ms AS float8[])) AS u(id, status, "
     "last_error, next_attempt_at, last_duration_ms) WHERE d.id = u.id"
 )
+_PG_STORE_AND_CLAIM = text(
+    "WITH e AS (INSERT INTO events (id, source, fingerprint, action, resource, verb, sent_at, received_at, "
+    "stored_at, status, request_id, payload, body) SELECT * FROM unnest(CAST(:id AS varchar[]), "
+    "CAST(:source AS varchar[]), CAST(:fingerprint AS varchar[]), CAST(:action AS varchar[]), "
+    "CAST(:resource AS varchar[]), CAST(:verb AS varchar[]), CAST(:sent_at AS bigint[]), "
+    "CAST(:received_at AS timestamptz[]), CAST(:stored_at AS timestamptz[]), CAST(:status AS varchar[]), "
+    "CAST(:request_id AS varchar[]), CAST(:payload AS text[]), CAST(:body AS text[])) ON CONFLICT DO "
+    "NOTHING RETURNING id), "
+    "d AS (INSERT INTO deliveries (event_id, handler, status, attempts, max_attempts, lease_until, "
+    "last_started_at, created_at, updated_at) SELECT u.* FROM unnest(CAST(:d_event_id AS varchar[]), "
+    "CAST(:d_handler AS varchar[]), CAST(:d_status AS varchar[]), CAST(:d_attempts AS integer[]), "
+    "CAST(:d_max_attempts AS integer[]), CAST(:d_lease_until AS timestamptz[]), CAST(:d_last_started_at AS "
+    "timestamptz[]), CAST(:d_created_at AS timestamptz[]), CAST(:d_updated_at AS timestamptz[])) AS u(event_id, "
+    "handler, status, attempts, max_attempts, lease_until, last_started_at, created_at, updated_at) "
+    "WHERE u.event_id IN (SELECT id FROM e) ON CONFLICT DO NOTHING "
+    "RETURNING id, event_id, handler, attempts, max_attempts) "
+    "SELECT e.id, d.id, d.handler, d.attempts, d.max_attempts FROM e LEFT JOIN d ON d.event_id = e.id"
+)
+_PG_RECORD_COMPLETE = text(
+    "WITH o AS (UPDATE deliveries AS d SET status = u.status, last_error = u.last_error, next_attempt_at = "
+    "u.next_attempt_at, last_duration_ms = u.last_duration_ms, lease_until = NULL, updated_at = :now FROM "
+    "unnest(CAST(:id AS bigint[]), CAST(:status AS varchar[]), CAST(:last_error AS text[]), "
+    "CAST(:next_attempt_at AS timestamptz[]), CAST(:last_duration_ms AS float8[])) AS u(id, status, "
+    "last_error, next_attempt_at, last_duration_ms) WHERE d.id = u.id RETURNING d.id) "
+    "UPDATE events AS e SET status = s.status FROM unnest(CAST(:e_id AS varchar[]), "
+    "CAST(:e_status AS varchar[])) AS s(id, status) WHERE e.id = s.id"
+)
 _PG_STATUS = text("UPDATE events SET status = :status WHERE id = ANY(CAST(:ids AS varchar[]))")
 
 
@@ -120,6 +147,45 @@ def insert_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> list[
         )
         result = session.execute(statement, list(rows))
     return [(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in result]
+
+
+Claim = tuple[int, str, str, int, int]
+"""A delivery inserted claimed: (id, event_id, handler, attempts, max_attempts)."""
+
+
+def store_and_claim(
+    session: Session, rows: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]]
+) -> tuple[set[str], list[Claim]]:
+    """Insert events, then the deliveries of those inserted now; returns (ids inserted, deliveries inserted).
+
+    On PostgreSQL this is ONE statement (data-modifying CTEs), so it is
+    atomic even outside a transaction: one round trip stores and claims.
+    """
+    if not rows:
+        return set(), []
+    if not _postgres(session):
+        inserted = insert_events(session, rows)
+        return inserted, insert_deliveries(session, [d for d in deliveries if d["event_id"] in inserted])
+    params = _columns(rows, EVENT_COLUMNS)
+    params.update({f"d_{name}": [d[name] for d in deliveries] for name, _ in DELIVERY_COLUMNS})
+    inserted, claimed = set(), []
+    for event_id, delivery_id, handler, attempts, max_attempts in session.execute(_PG_STORE_AND_CLAIM, params):
+        inserted.add(str(event_id))
+        if delivery_id is not None:
+            claimed.append((int(delivery_id), str(event_id), str(handler), int(attempts), int(max_attempts)))
+    return inserted, claimed
+
+
+def record_complete(session: Session, rows: Sequence[dict[str, Any]], status_of: dict[str, str], now: datetime) -> None:
+    """Outcomes plus the statuses of their events; on PostgreSQL one statement, atomic by itself."""
+    if not _postgres(session):
+        record_outcomes(session, rows, now)
+        for status in set(status_of.values()):
+            set_status(session, status, [event_id for event_id, s in status_of.items() if s == status])
+        return
+    params = {"now": now, **_columns(rows, OUTCOME_COLUMNS)}
+    params.update({"e_id": list(status_of), "e_status": list(status_of.values())})
+    session.execute(_PG_RECORD_COMPLETE, params)
 
 
 def record_outcomes(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:

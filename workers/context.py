@@ -36,6 +36,9 @@ class WorkerContext:
     registry: Registry
     redis: redis.Redis
     queue: Queue
+    single_statements: sessionmaker[Session] | None = None
+    """PostgreSQL: autocommit sessions for the batch writes that are one statement each
+    (atomic by themselves), saving BEGIN and COMMIT round trips. None on SQLite."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set on SIGTERM: long waits (database away) hand their work back instead."""
 
@@ -44,11 +47,13 @@ class WorkerContext:
         if load_plugins:
             registry.load(settings.handlers.modules)
         engine = make_engine(settings.database)
+        autocommit = make_engine(settings.database, autocommit=True) if engine.dialect.name == "postgresql" else None
         connection = sync_redis(settings)
         return cls(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
+            single_statements=session_factory(autocommit) if autocommit is not None else None,
             registry=registry,
             redis=connection,
             queue=Queue(settings.redis.queue, connection=connection, serializer=JSONSerializer),
@@ -56,6 +61,10 @@ class WorkerContext:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.single_statements is not None:
+            bind = self.single_statements.kw.get("bind")
+            if isinstance(bind, Engine):
+                bind.dispose()
         self.redis.close()
 
 

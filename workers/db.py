@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from schemas.settings import DatabaseSettings
 
 
-def make_engine(settings: DatabaseSettings) -> Engine:
+def make_engine(settings: DatabaseSettings, *, autocommit: bool = False) -> Engine:
+    """`autocommit` (PostgreSQL): a pool whose connections never open a transaction, for
+    writes that are a single statement; set at creation so no checkout pays to switch modes."""
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
@@ -27,6 +29,7 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         return engine
     return create_engine(
         url,
+        isolation_level="AUTOCOMMIT" if autocommit else None,
         pool_pre_ping=True,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.settings import HandlerSettings
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
-from workers.bulk import record_outcomes, set_status
+from workers.bulk import record_complete, record_outcomes, set_status
 from workers.defaults import LEASE_GRACE_SECONDS
 from workers.event import Event, PermanentError
 from workers.registry import HandlerSpec, Registry
@@ -88,12 +88,15 @@ class DeliveryRunner:
         settings: HandlerSettings,
         schedule_retry: Callable[[list[int], float], None],
         worker_name: str = "",
+        single_statements: sessionmaker[Session] | None = None,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
         self.settings = settings
         self.schedule_retry = schedule_retry
         self.worker_name = worker_name
+        self.single_statements = single_statements
+        """Autocommit sessions (PostgreSQL) for writes done in one statement, or None."""
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, delivery_ids: Sequence[int]) -> list[Outcome]:
@@ -245,25 +248,26 @@ class DeliveryRunner:
         stored by this run), so event statuses follow without a query.
         """
         now = datetime.now(UTC)
-        with self.sessions() as session, session.begin():
-            record_outcomes(
-                session,
-                [
-                    {
-                        "id": o.delivery_id,
-                        "status": o.status,
-                        "last_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
-                        "next_attempt_at": o.next_attempt_at,
-                        "last_duration_ms": o.duration_ms,
-                    }
-                    for o in outcomes
-                ],
-                now,
-            )
-            if complete:
-                set_event_status(session, outcomes)
-            else:
-                refresh_event_status(session, {o.event_id for o in outcomes})
+        rows = [
+            {
+                "id": o.delivery_id,
+                "status": o.status,
+                "last_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
+                "next_attempt_at": o.next_attempt_at,
+                "last_duration_ms": o.duration_ms,
+            }
+            for o in outcomes
+        ]
+        if complete and self.single_statements is not None:
+            with self.single_statements() as session:  # one statement: atomic without BEGIN/COMMIT
+                record_complete(session, rows, statuses_of(outcomes), now)
+        else:
+            with self.sessions() as session, session.begin():
+                if complete:
+                    record_complete(session, rows, statuses_of(outcomes), now)
+                else:
+                    record_outcomes(session, rows, now)
+                    refresh_event_status(session, {o.event_id for o in outcomes})
         retrying = [o for o in outcomes if o.status == DeliveryStatus.RETRYING and o.next_attempt_at]
         for outcome in retrying:
             assert outcome.next_attempt_at is not None
@@ -282,12 +286,12 @@ def event_status(statuses: set[str]) -> str:
     return EventStatus.PROCESSING
 
 
-def set_event_status(session: Session, outcomes: Sequence[Outcome]) -> None:
-    """Statuses from outcomes that are all of their events' deliveries."""
+def statuses_of(outcomes: Sequence[Outcome]) -> dict[str, str]:
+    """Event statuses from outcomes that are all of their events' deliveries."""
     seen: dict[str, set[str]] = {}
     for outcome in outcomes:
         seen.setdefault(outcome.event_id, set()).add(outcome.status)
-    _update_status(session, {event_id: event_status(statuses) for event_id, statuses in seen.items()})
+    return {event_id: event_status(statuses) for event_id, statuses in seen.items()}
 
 
 def _update_status(session: Session, status_of: dict[str, str]) -> None:

@@ -77,7 +77,13 @@ def runner_for(context: WorkerContext) -> DeliveryRunner:
     def schedule(ids: list[int], delay: float) -> None:
         enqueue_deliveries(context, ids, delay)
 
-    return DeliveryRunner(context.sessions, context.registry, context.settings.handlers, schedule)
+    return DeliveryRunner(
+        context.sessions,
+        context.registry,
+        context.settings.handlers,
+        schedule,
+        single_statements=context.single_statements,
+    )
 
 
 def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: float = 0.0) -> None:
@@ -101,8 +107,11 @@ def store_batch(events: list[Any]) -> int:
     runner = runner_for(context)
 
     def store() -> Stored:
+        lease = runner.lease_until(datetime.now(UTC))
+        if context.single_statements is not None:  # one statement (bulk.store_and_claim): atomic as is
+            with context.single_statements() as session:
+                return store_events(session, queued, context.registry, settings.default_max_attempts, lease)
         with context.sessions() as session, session.begin():
-            lease = runner.lease_until(datetime.now(UTC))
             return store_events(session, queued, context.registry, settings.default_max_attempts, lease)
 
     try:

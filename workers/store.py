@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from schemas.wire import IngestEnvelope, QueuedEvent
-from workers.bulk import insert_deliveries, insert_events
+from workers.bulk import store_and_claim
 from workers.registry import HandlerSpec, Registry
 
 _decode_envelope = msgspec.json.Decoder(IngestEnvelope).decode
@@ -83,7 +83,7 @@ def store_events(
     default_max_attempts: int,
     lease_until: datetime | None = None,
 ) -> Stored:
-    """Insert events and their deliveries in the caller's transaction.
+    """Insert events and their deliveries (atomically: see `bulk.store_and_claim`).
 
     With `lease_until`, the new deliveries are inserted already claimed
     (attempt 1 counted, lease set), so storing and claiming cost one commit.
@@ -117,14 +117,11 @@ def store_events(
         ]
     if not rows:
         return Stored([], {}, [])
-    inserted = insert_events(session, rows)
+    inserted, fresh = store_and_claim(session, rows, [d for ds in planned.values() for d in ds])
+    claimed = sorted((Claimed(*row) for row in fresh), key=lambda c: c.id)
     ids = [event.id for event in events]
     left = [event_id for event_id in ids if event_id not in inserted]
     earlier = list(session.scalars(select(EventRow.id).where(EventRow.id.in_(left)))) if left else []
-    fresh = [d for event_id in ids if event_id in inserted for d in planned[event_id]]
-    claimed: list[Claimed] = []
-    if fresh:
-        claimed = sorted((Claimed(*row) for row in insert_deliveries(session, fresh)), key=lambda c: c.id)
     stored = {
         str(row["id"]): StoredEvent(
             id=str(row["id"]),
