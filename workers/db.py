@@ -18,7 +18,9 @@ from schemas.settings import DatabaseSettings
 
 def make_engine(settings: DatabaseSettings, *, autocommit: bool = False) -> Engine:
     """`autocommit` (PostgreSQL): a pool whose connections never open a transaction, for
-    writes that are a single statement; set at creation so no checkout pays to switch modes."""
+    writes that are a single statement; set at creation so no checkout pays to switch modes.
+    It skips the pre-ping: those statements are idempotent and retried whole on a
+    connection error (`workers.jobs.with_database`), so the ping's round trip buys nothing."""
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
@@ -30,7 +32,7 @@ def make_engine(settings: DatabaseSettings, *, autocommit: bool = False) -> Engi
     return create_engine(
         url,
         isolation_level="AUTOCOMMIT" if autocommit else None,
-        pool_pre_ping=True,
+        pool_pre_ping=not autocommit,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         connect_args={"connect_timeout": 5},
