@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "hookyard needs Python 3.11+"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	# Python 3.11's venv ships setuptools 65, which cannot build an editable wheel without `wheel`.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'setuptools>=70.1'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -20,7 +22,7 @@ run: $(STAMP) ## set up and start API + worker + private Redis on SQLite
 	$(BIN)/hookyard dev
 
 lint: $(STAMP)
-	$(BIN)/ruff check service workers schemas tests bench
+	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

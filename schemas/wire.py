@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-ACTION_PATTERN = r"^[A-Z][A-Z0-9_]*(:[A-Z][A-Z0-9_]*)+$"
+# CONTRACT section 4's action pattern; `(?!\n)` because Python's `$` also matches before a final newline.
+ACTION_PATTERN = r"^[A-Z][A-Z0-9_]*(:[A-Z][A-Z0-9_]*)+(?!\n)$"
 MAX_SENT_AT = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 Action = Annotated[str, msgspec.Meta(pattern=ACTION_PATTERN, max_length=128)]

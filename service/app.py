@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
     ingest = IngestApp(
         sources=runtime.sources,
         queue=runtime.queue,
+        limiter=runtime.limiter,
         client_address=runtime.client_address,
         max_body_bytes=settings.server.max_body_bytes,
         body_timeout=settings.server.body_timeout_seconds,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import time
 import urllib.error
@@ -23,6 +24,7 @@ import uvicorn
 from schemas.migrate import upgrade
 from schemas.settings import ConfigError, Settings, load_settings
 from schemas.wire import ACTION_PATTERN
+from service.cli_ops import add_ops_commands
 from service.dev import run_dev
 from service.signatures import scheme_for
 from workers.context import WorkerContext
@@ -51,6 +53,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.port is not None:
         overrides["HOOKYARD_SERVER_PORT"] = str(args.port)
     settings = _settings_with(overrides)
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -58,13 +62,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.server.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http="service.http_protocol:EnvelopeHttpToolsProtocol",
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=20,
         server_header=False,
     )
     return 0
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    sys.exit(0)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reconcile = commands.add_parser("reconcile", help="re-queue deliveries that nothing will run")
     reconcile.set_defaults(func=cmd_reconcile)
+
+    add_ops_commands(commands)
 
     return parser
 

@@ -23,6 +23,8 @@ import structlog
 from schemas.ids import new_event_id
 from schemas.wire import Accepted, CheckedData, Codes, Envelope, QueuedEvent, error_envelope
 from service import metrics
+from service.duplicate_keys import repeated_key
+from service.ratelimit import IngestLimiter
 from service.sources import ClientAddress, Source
 from workers.enqueue import EventQueue, QueueUnavailable
 
@@ -36,19 +38,27 @@ _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _decode_any = msgspec.json.Decoder().decode
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _JSON_TYPE = re.compile(rb"^application/(json|[a-z0-9.+-]*\+json)\s*(;.*)?$", re.IGNORECASE)
-_PATH_PART = re.compile(r"`\$\.data\.(\w+)")
+_PATH_PART = re.compile(r"`\$\.(\w+)")  # paths are relative to `data`, which is what is converted
 _MISSING = re.compile(r"missing required field `(\w+)`")
 
 
 class Reject(Exception):
     """An ingest check failed: the status, `meta.code` and a detail safe to show."""
 
-    def __init__(self, status: int, code: str, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        warnings: dict[str, Any] | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = headers
+        self.warnings = warnings
 
 
 def request_id_from(headers: dict[bytes, bytes]) -> str:
@@ -68,12 +78,14 @@ class IngestApp:
         client_address: ClientAddress,
         max_body_bytes: int,
         body_timeout: float,
+        limiter: IngestLimiter | None = None,
     ) -> None:
         self.sources = sources
         self.queue = queue
         self.client_address = client_address
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -87,7 +99,7 @@ class IngestApp:
             metrics.EVENTS_REJECTED.labels(_label(source_name, self.sources), reject.code).inc()
             status, envelope, extra = (
                 reject.status,
-                error_envelope(reject.status, reject.code, reject.detail),
+                error_envelope(reject.status, reject.code, reject.detail, reject.warnings),
                 reject.headers,
             )
             log.info(
@@ -97,6 +109,9 @@ class IngestApp:
                 status=reject.status,
                 code=reject.code,
             )
+        except Exception as exc:  # a bug: answer with the envelope, never a bare 500 or a trace
+            log.error("ingest_failed", request_id=request_id, error_type=type(exc).__name__, exc_info=exc)
+            status, envelope, extra = 500, error_envelope(500, Codes.INTERNAL, "internal error"), ()
         await _respond(send, status, _encode(envelope), request_id, extra)
         metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
 
@@ -115,6 +130,8 @@ class IngestApp:
                 raise Reject(403, Codes.FORBIDDEN, "this address may not send to this source")
         if not source.scheme.verify(headers):
             raise Reject(401, Codes.SIGNATURE, "missing or invalid signature")
+        if source.rate_per_minute is not None and self.limiter is not None:
+            await _check_rate(self.limiter, source.name, source.rate_per_minute)
         body = await self._read_body(receive, headers)
         if not _JSON_TYPE.match(headers.get(b"content-type", b"").strip()):
             raise Reject(415, Codes.UNSUPPORTED_MEDIA_TYPE, "send application/json")
@@ -168,12 +185,15 @@ class IngestApp:
             document = _decode_any(body)
         except msgspec.ValidationError as exc:  # numbers beyond 64-bit / float range
             raise Reject(400, Codes.validation("NUMBER"), f"number out of range: {exc}") from None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise Reject(400, Codes.validation("JSON"), "body is not valid JSON (UTF-8)") from None
         except RecursionError:
             raise Reject(400, Codes.validation("JSON"), "JSON nested too deeply") from None
         if not isinstance(document, dict):
             raise Reject(400, Codes.validation("BODY"), "body must be a JSON object")
+        repeated = repeated_key(body)
+        if repeated is not None:
+            raise Reject(400, Codes.validation("DUPLICATE_KEY"), f"key `{repeated}` appears more than once")
         data = document.get("data")
         if not isinstance(data, dict):
             raise Reject(400, Codes.validation("DATA"), "`data` must be an object")
@@ -194,11 +214,23 @@ class IngestApp:
         )
 
 
+async def _check_rate(limiter: IngestLimiter, source: str, per_minute: int) -> None:
+    verdict = await limiter.hit(source, per_minute)
+    if not verdict.allowed:
+        raise Reject(
+            429,
+            Codes.RATELIMITTED,
+            f"more than {per_minute} requests a minute for this source",
+            ((b"retry-after", str(verdict.retry_after).encode()),),
+            {"limits": {"requests_per_minute": per_minute}, "current": {"requests": verdict.count}},
+        )
+
+
 def _validation_reject(message: str) -> Reject:
     missing = _MISSING.search(message)
     located = _PATH_PART.search(message)
     what = (missing or located).group(1) if (missing or located) else "DATA"  # type: ignore[union-attr]
-    detail = message.replace("`$.data.", "`data.").replace("`$`", "`data`")
+    detail = message.replace("`$.", "`data.").replace("`$`", "`data`")
     return Reject(400, Codes.validation(what.upper()), detail)
 
 

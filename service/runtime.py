@@ -14,20 +14,17 @@ import redis.asyncio as aioredis
 from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
+from service.ratelimit import IngestLimiter
 from service.sources import ClientAddress, Source, build_sources
 from workers.db import make_engine
 from workers.enqueue import EventQueue
+from workers.redis_conn import async_redis_from_url
 from workers.spool import Spool
 
 
 def async_redis(settings: Settings) -> aioredis.Redis:
-    timeout = settings.redis.socket_timeout_seconds
-    return aioredis.Redis.from_url(
-        settings.redis.url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        max_connections=512,
-        health_check_interval=0,
+    return async_redis_from_url(
+        settings.redis.url, socket_timeout=settings.redis.socket_timeout_seconds, max_connections=512
     )
 
 
@@ -40,6 +37,7 @@ class Runtime:
     _redis: aioredis.Redis | None = None
     _queue: EventQueue | None = None
     _engine: Engine | None = None
+    _limiter: IngestLimiter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -64,6 +62,12 @@ class Runtime:
         return self._queue
 
     @property
+    def limiter(self) -> IngestLimiter:
+        if self._limiter is None:
+            self._limiter = IngestLimiter(self.redis)
+        return self._limiter
+
+    @property
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = make_engine(self.settings.database)
@@ -82,6 +86,7 @@ class Runtime:
             await self._redis.aclose()
             self._redis = None
             self._queue = None
+            self._limiter = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

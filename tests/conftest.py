@@ -27,14 +27,19 @@ import httpx
 import msgspec
 import pytest
 import redis
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+from schemas.ids import new_event_id
 from schemas.migrate import upgrade
 from schemas.settings import Settings, load_settings
+from schemas.wire import QueuedEvent
 from service.embedded_redis import EmbeddedRedis, free_port
 from workers.context import WorkerContext, set_context
+from workers.enqueue import ENQUEUE_LUA, script_args
 from workers.registry import Registry
+from workers.worker import build_worker
 
 SECRET = "test-secret"
 SIGNATURE = hashlib.sha256(SECRET.encode()).hexdigest()
@@ -266,10 +271,31 @@ class Worker:
     context: WorkerContext
 
     def drain(self) -> None:
-        from workers.worker import build_worker  # noqa: PLC0415
-
+        """Run every queued job now (not the scheduled retries)."""
         set_context(self.context)
         build_worker(self.context).work(burst=True, with_scheduler=False)
+
+    def drain_until(self, done: Callable[[], Any], timeout: float = 15.0) -> Any:
+        """Run jobs, promoting retries as they fall due, until `done()` is truthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.drain()
+            result = done()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not done after {timeout}s of draining")
+            self.promote_due()
+            time.sleep(0.05)
+
+    def promote_due(self) -> None:
+        queue = self.context.queue
+        registry = ScheduledJobRegistry(queue=queue)
+        for job_id in registry.get_jobs_to_schedule(time.time()):
+            job = queue.fetch_job(job_id)
+            registry.remove(job_id)
+            if job is not None:
+                queue.enqueue_job(job)
 
 
 @pytest.fixture
@@ -353,13 +379,52 @@ def wait_http(url: str, timeout: float = 15.0) -> None:
 
 
 @pytest.fixture
-def server(config: Config, spawn: Callable[..., Process]) -> Iterator[str]:
-    """A real `hookyard serve` on the config's port; yields its base URL."""
-    process = spawn(["serve"], config.env(), name="serve")
-    base = f"http://127.0.0.1:{config.settings.server.port}"
+def server_for(spawn: Callable[..., Process]) -> Callable[..., str]:
+    """Start a real `hookyard serve` for a config; returns its base URL once it answers."""
+
+    def start(config: Config, **env: str) -> str:
+        process = spawn(["serve"], config.env(**env), name="serve")
+        base = f"http://127.0.0.1:{config.settings.server.port}"
+        try:
+            wait_http(f"{base}/health/live")
+        except AssertionError:
+            raise AssertionError(process.output()) from None
+        return base
+
+    return start
+
+
+@pytest.fixture
+def server(config: Config, server_for: Callable[..., str]) -> str:
+    """A real `hookyard serve` on the default test config."""
+    return server_for(config)
+
+
+def enqueue_events(config: Config, *bodies: bytes, source: str = "gxm") -> list[str]:
+    """Queue events exactly as ingest's Lua script does (each a new fingerprint); returns ids."""
+    events = [
+        QueuedEvent(
+            id=new_event_id(),
+            source=source,
+            fingerprint=uuid.uuid4().hex,
+            received_at_us=time.time_ns() // 1000,
+            request_id=uuid.uuid4().hex[:12],
+            body=body.decode(),
+        )
+        for body in bodies
+    ]
+    client = redis.Redis.from_url(config.settings.redis.url)
     try:
-        wait_http(f"{base}/health/live")
-    except AssertionError:
-        raise AssertionError(process.output()) from None
-    yield base
-    process.stop()
+        client.register_script(ENQUEUE_LUA)(args=script_args(config.settings.redis.queue, events))
+    finally:
+        client.close()
+    return [event.id for event in events]
+
+
+def rows(config: Config, sql: str, **params: Any) -> list[Any]:
+    engine = create_engine(config.settings.database.url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params).all())
+    finally:
+        engine.dispose()

@@ -17,15 +17,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.settings import Settings, load_settings
 from workers.db import make_engine, session_factory
+from workers.redis_conn import redis_from_url
 from workers.registry import REGISTRY, Registry
 from workers.serializer import JSONSerializer
 
 
 def sync_redis(settings: Settings) -> redis.Redis:
     """Its read timeout outlasts RQ's blocking dequeue (`maintenance_seconds`)."""
-    timeout = settings.redis.socket_timeout_seconds
-    read_timeout = settings.worker.maintenance_seconds + 30.0
-    return redis.Redis.from_url(settings.redis.url, socket_timeout=read_timeout, socket_connect_timeout=timeout)
+    return redis_from_url(
+        settings.redis.url,
+        socket_timeout=settings.worker.maintenance_seconds + 30.0,
+        connect_timeout=settings.redis.socket_timeout_seconds,
+    )
 
 
 @dataclass

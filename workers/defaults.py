@@ -12,8 +12,8 @@ STORE_JOB_RETRY_INTERVALS = [1, 2, 5, 10, 30, 60]
 STORE_JOB_FAILURE_TTL = 30 * 24 * 3600
 """Seconds a store job that ran out of retries stays in RQ's FailedJobRegistry."""
 
-LEASE_GRACE_SECONDS = 5.0
-"""Added to a handler's time limit: a lease older than that means its worker died."""
+LEASE_GRACE_SECONDS = 2.0
+"""Added to the claimed handlers' time limits: a lease older than that means its worker died."""
 
 DB_RETRY_MAX_SECONDS = 30.0
 """Longest wait between tries while the database is unreachable."""

@@ -121,18 +121,34 @@ class DeliveryRunner:
     def _run_group(self, delivery_ids: list[int]) -> list[Outcome]:
         if not delivery_ids:
             return []
-        claimed, events = self._claim(delivery_ids)
-        outcomes = [self._attempt(item, events[item.event_id]) for item in claimed]
+        claimed, events, lease_until = self._claim(delivery_ids)
+        outcomes = []
+        for index, item in enumerate(claimed):
+            lease_until = self._keep_lease(claimed[index:], lease_until)
+            outcomes.append(self._attempt(item, events[item.event_id]))
         if outcomes:
             self.record(outcomes)
         return outcomes
 
-    def run_claimed(self, claimed: Sequence[Claimed], events: Mapping[str, StoredEvent]) -> list[Outcome]:
+    def run_claimed(
+        self, claimed: Sequence[Claimed], events: Mapping[str, StoredEvent], lease_until: datetime
+    ) -> list[Outcome]:
         """Run deliveries claimed when their events were stored; the caller records the outcomes."""
-        return [self._attempt(item, events[item.event_id]) for item in claimed]
+        outcomes = []
+        for index, item in enumerate(claimed):
+            lease_until = self._keep_lease(list(claimed[index:]), lease_until)
+            outcomes.append(self._attempt(item, events[item.event_id]))
+        return outcomes
 
-    def _claim(self, delivery_ids: list[int]) -> tuple[list[Claimed], dict[str, EventRow]]:
+    def lease_until(self, now: datetime) -> datetime:
+        """The lease of deliveries claimed as they are stored: any registered handler's worst case."""
+        return now + timedelta(seconds=self._lease_seconds([spec.name for spec in self.registry.all()]))
+
+    def _claim(self, delivery_ids: list[int]) -> tuple[list[Claimed], dict[str, EventRow], datetime]:
         now = datetime.now(UTC)
+        with self.sessions() as session:
+            handlers = list(session.scalars(select(DeliveryRow.handler).where(DeliveryRow.id.in_(delivery_ids))))
+        lease = timedelta(seconds=self._lease_seconds(handlers))
         with self.sessions() as session, session.begin():
             claimed_rows = session.execute(
                 update(DeliveryRow)
@@ -144,7 +160,7 @@ class DeliveryRunner:
                 )
                 .values(
                     attempts=DeliveryRow.attempts + 1,
-                    lease_until=self.lease_until(now),
+                    lease_until=now + lease,
                     last_started_at=now,
                     updated_at=now,
                 )
@@ -166,15 +182,29 @@ class DeliveryRunner:
                 if event_ids
                 else {}
             )
-        return claimed, events
+        return claimed, events, now + lease
 
-    def lease_until(self, now: datetime) -> datetime:
-        """When a claim made `now` is presumed dead: the longest handler time limit, plus grace."""
-        return now + timedelta(seconds=self._max_timeout() + LEASE_GRACE_SECONDS)
+    def _timeout(self, handler: str) -> float:
+        spec = self.registry.get(handler)
+        return (spec.timeout_seconds if spec else None) or self.settings.timeout_seconds
 
-    def _max_timeout(self) -> float:
-        limits = [spec.timeout_seconds for spec in self.registry.all() if spec.timeout_seconds]
-        return max([self.settings.timeout_seconds, *limits])
+    def _lease_seconds(self, handlers: Sequence[str]) -> float:
+        """One handler's worst case plus grace; `_keep_lease` extends it while a group runs."""
+        return max((self._timeout(name) for name in handlers), default=self.settings.timeout_seconds) + (
+            LEASE_GRACE_SECONDS
+        )
+
+    def _keep_lease(self, remaining: list[Claimed], lease_until: datetime) -> datetime:
+        """Extend the group's lease before a handler that could outlive it (a slow batch, not a dead worker)."""
+        now = datetime.now(UTC)
+        if now + timedelta(seconds=self._timeout(remaining[0].handler) + 1.0) < lease_until:
+            return lease_until
+        extended = now + timedelta(seconds=self._lease_seconds([c.handler for c in remaining]))
+        with self.sessions() as session, session.begin():
+            session.execute(
+                update(DeliveryRow).where(DeliveryRow.id.in_([c.id for c in remaining])).values(lease_until=extended)
+            )
+        return extended
 
     def _attempt(self, item: Claimed, event: EventRow | StoredEvent) -> Outcome:
         bound = log.bind(

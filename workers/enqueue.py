@@ -54,7 +54,7 @@ MAX_JOB_EVENTS = 500
 """Default cap on events one store job collects (`[worker] batch_size`)."""
 JOB_KEY_PREFIX = "rq:job:"
 
-_LUA = """
+ENQUEUE_LUA = """
 local queue_key, queues_key, job_key, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
@@ -165,7 +165,7 @@ class EventQueue:
         self._queue_name = queue_name
         self._max_job_events = max_job_events
         self._spool = spool
-        self._script = client.register_script(_LUA)
+        self._script = client.register_script(ENQUEUE_LUA)
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self.redis_ok = True

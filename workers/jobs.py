@@ -94,7 +94,11 @@ def enqueue_deliveries(context: WorkerContext, delivery_ids: list[int], delay: f
         "description": f"run {len(delivery_ids)} delivery(ies)",
     }
     if delay > 0:
-        context.queue.enqueue_in(timedelta(seconds=delay), RUN_DELIVERIES, delivery_ids, **options)
+        # RQ's scheduled registry keeps whole seconds, rounded down: round up so a retry never
+        # fires before its backoff is over (it would find the delivery not yet due and skip it).
+        due = datetime.now(UTC) + timedelta(seconds=delay)
+        due = due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due
+        context.queue.enqueue_at(due, RUN_DELIVERIES, delivery_ids, **options)
     else:
         context.queue.enqueue(RUN_DELIVERIES, delivery_ids, **options)
 
@@ -106,18 +110,24 @@ def store_batch(events: list[Any]) -> int:
     settings = context.settings.handlers
     runner = runner_for(context)
 
-    def store() -> Stored:
+    def store() -> tuple[Stored, datetime]:
         lease = runner.lease_until(datetime.now(UTC))
         if context.single_statements is not None:  # one statement (bulk.store_and_claim): atomic as is
             with context.single_statements() as session:
-                return store_events(session, queued, context.registry, settings.default_max_attempts, lease)
+                return store_events(session, queued, context.registry, settings.default_max_attempts, lease), lease
         with context.sessions() as session, session.begin():
-            return store_events(session, queued, context.registry, settings.default_max_attempts, lease)
+            return store_events(session, queued, context.registry, settings.default_max_attempts, lease), lease
 
     try:
-        stored = with_database(context, store)
-        log.debug("events_stored", events=len(stored.events), deliveries=len(stored.claimed))
-        outcomes = runner.run_claimed(stored.claimed, stored.events)
+        stored, lease_until = with_database(context, store)
+        log.info(
+            "events_stored",
+            events=len(stored.events),
+            deliveries=len(stored.claimed),
+            event_ids=[e.id for e in queued[:20]],
+            request_ids=[e.request_id for e in queued[:20]],
+        )
+        outcomes = runner.run_claimed(stored.claimed, stored.events, lease_until)
         if outcomes:
             with_database(context, lambda: runner.record(outcomes, complete=True))
         if stored.earlier:  # this job ran before (its worker died): finish what that run left open

@@ -76,8 +76,7 @@ class Spool:
             raise SpoolError(f"cannot trim spool {self.path}: {exc}") from exc
 
     def count(self) -> int:
-        if not self.path.exists():
-            return 0
+        """Events waiting; opening the file also proves the spool is writable."""
         try:
             row = self._connection().execute("SELECT count(*) FROM spool").fetchone()
         except sqlite3.Error as exc:

@@ -1,0 +1,175 @@
+"""Redis crashes, pauses and restarts while vendors POST: nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, update
+from sqlalchemy.orm import Session
+
+from schemas.tables import DeliveryRow
+from tests.conftest import Config, ConfigFactory, enqueue_events, gxm_body, gxm_headers, rows, wait_for
+from tests.faults.conftest import KillableRedis
+from workers.registry import Registry
+
+pytestmark = pytest.mark.faults
+
+
+def _post(base: str, n: int, **payload: object) -> httpx.Response:
+    return httpx.post(
+        f"{base}/webhooks/gxm",
+        content=gxm_body(payload={"n": n, **payload}, sent_at=1700000000),
+        headers=gxm_headers(),
+        timeout=15,
+    )
+
+
+def test_redis_down_spools_then_drains_in_order_without_duplicates(
+    make_config: ConfigFactory,
+    killable_redis: KillableRedis,
+    server_for: Callable[..., str],
+    worker_for: Callable[..., object],
+) -> None:
+    config = make_config(redis={"url": killable_redis.url})
+    base = server_for(config)
+    first = _post(base, 0)
+    assert first.status_code == 202
+    assert first.json()["warnings"] == {}
+    time.sleep(1.5)  # AOF everysec: a crash may lose the last second, so let it reach the disk
+
+    killable_redis.kill()
+    spooled = []
+    for n in range(1, 11):
+        started = time.monotonic()
+        response = _post(base, n)
+        assert time.monotonic() - started < 5, "a request waited on a dead Redis"
+        assert response.status_code == 202, response.text
+        assert response.json()["warnings"] == {"queue": "spooled"}
+        spooled.append(response.json()["data"]["id"])
+
+    ready = httpx.get(f"{base}/health/ready", timeout=15)
+    assert ready.status_code == 200
+    assert ready.json()["data"]["status"] == "degraded"
+    assert ready.json()["data"]["redis"]["status"] == "down"
+
+    killable_redis.start()
+    client = killable_redis.client()
+    wait_for(lambda: client.llen("rq:queue:hookyard") >= 1 and not _spool_rows(config), timeout=15, what="drain")
+
+    registry = Registry()
+    seen: list[str] = []
+    registry.handler("*", name="collect")(lambda event: seen.append(event.id))
+    worker = worker_for(config, registry)
+    worker.drain()  # type: ignore[attr-defined]
+
+    stored = [row[0] for row in rows(config, "select id from events order by seq")]
+    assert stored == [first.json()["data"]["id"], *spooled]
+    assert sorted(seen) == sorted(stored)
+
+    again = _post(base, 5)
+    assert again.status_code == 200
+    assert again.json()["data"] == {"id": spooled[4], "status": "queued", "duplicate": True}
+
+
+def _spool_rows(config: Config) -> int:
+    import sqlite3  # noqa: PLC0415
+
+    path = config.settings.server.spool_path
+    try:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("select count(*) from spool").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_paused_redis_never_hangs_a_request(
+    make_config: ConfigFactory, killable_redis: KillableRedis, server_for: Callable[..., str]
+) -> None:
+    config = make_config(redis={"url": killable_redis.url, "socket_timeout_seconds": 1.0})
+    base = server_for(config)
+    assert _post(base, 0).status_code == 202
+    killable_redis.pause()
+    try:
+        started = time.monotonic()
+        response = _post(base, 1)
+        elapsed = time.monotonic() - started
+    finally:
+        killable_redis.resume()
+    assert response.status_code == 202
+    assert response.json()["warnings"] == {"queue": "spooled"}
+    assert elapsed < 5
+
+
+def test_redis_and_spool_both_down_answer_503(
+    make_config: ConfigFactory, killable_redis: KillableRedis, server_for: Callable[..., str]
+) -> None:
+    config = make_config(redis={"url": killable_redis.url}, server={"spool_path": "/dev/null/not-a-dir/spool.db"})
+    base = server_for(config)
+    killable_redis.kill()
+    response = _post(base, 1)
+    assert response.status_code == 503
+    assert response.json()["meta"]["code"] == "ERR:MSG:UNAVAILABLE"
+    assert int(response.headers["retry-after"]) > 0
+    assert "Traceback" not in response.text
+    ready = httpx.get(f"{base}/health/ready", timeout=15)
+    assert ready.status_code == 503
+
+
+def test_queued_jobs_survive_a_redis_crash_with_aof_everysec(
+    make_config: ConfigFactory,
+    killable_redis: KillableRedis,
+    server_for: Callable[..., str],
+    worker_for: Callable[..., object],
+) -> None:
+    config = make_config(redis={"url": killable_redis.url})
+    base = server_for(config)
+    ids = [_post(base, n).json()["data"]["id"] for n in range(20)]
+    time.sleep(1.5)  # AOF everysec: what was acknowledged a second ago is on disk
+    killable_redis.kill()
+    killable_redis.start()
+
+    registry = Registry()
+    registry.handler("*", name="noop")(lambda event: None)
+    worker_for(config, registry).drain()  # type: ignore[attr-defined]
+    stored = {row[0] for row in rows(config, "select id from events")}
+    assert stored == set(ids)
+
+
+def test_reconcile_delivers_events_stored_but_never_delivered(
+    config: Config, worker_for: Callable[..., object]
+) -> None:
+    """A Redis without persistence can lose a retry job; the database still knows what is owed."""
+    registry = Registry()
+    registry.handler("*", name="noop")(lambda event: None)
+    worker = worker_for(config, registry)
+    [event_id] = enqueue_events(config, gxm_body())
+
+    # Store the event, then lose everything Redis knew before any delivery ran.
+    from schemas.wire import QueuedEvent  # noqa: PLC0415
+    from workers.store import store_events  # noqa: PLC0415
+
+    context = worker.context  # type: ignore[attr-defined]
+    job = context.queue.fetch_job(context.queue.get_job_ids()[0])
+    events = [QueuedEvent(*item) for item in job.args[0]]
+    with context.sessions() as session, session.begin():
+        store_events(session, events, registry, 5)
+    context.redis.flushdb()
+    engine = create_engine(config.settings.database.url)
+    with Session(engine) as session, session.begin():
+        session.execute(update(DeliveryRow).values(updated_at=datetime.now(UTC) - timedelta(minutes=5)))
+    engine.dispose()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "reconcile"], env=config.env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "re-queued 1 stranded deliveries" in result.stdout
+
+    worker.drain()  # type: ignore[attr-defined]
+    assert rows(config, "select status, attempts from deliveries where event_id = :e", e=event_id) == [("succeeded", 1)]
