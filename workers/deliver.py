@@ -32,6 +32,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from workers.bulk import record_complete, record_outcomes, set_status
 from workers.defaults import LEASE_GRACE_SECONDS
 from workers.event import Event, PermanentError
+from workers.progress import Progress
 from workers.registry import HandlerSpec, Registry
 from workers.store import Claimed, StoredEvent
 
@@ -89,6 +90,7 @@ class DeliveryRunner:
         schedule_retry: Callable[[list[int], float], None],
         worker_name: str = "",
         single_statements: sessionmaker[Session] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
@@ -96,6 +98,7 @@ class DeliveryRunner:
         self.schedule_retry = schedule_retry
         self.worker_name = worker_name
         self.single_statements = single_statements
+        self.progress = progress or Progress(None)
         """Autocommit sessions (PostgreSQL) for writes done in one statement, or None."""
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -110,22 +113,28 @@ class DeliveryRunner:
         return outcomes
 
     def _partition(self, delivery_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Fresh ones in id order; suspects fewest attempts first, newest first among equals.
+
+        A crashed group ran in id order, so the deliveries after the culprit
+        never started: newest first runs them before the culprit can crash
+        the worker again, and a culprit that did crash again (one more
+        attempt) then waits behind every neighbour.
+        """
         with self.sessions() as session:
             rows = session.execute(
-                select(DeliveryRow.id, DeliveryRow.lease_until).where(DeliveryRow.id.in_(delivery_ids))
+                select(DeliveryRow.id, DeliveryRow.lease_until, DeliveryRow.attempts).where(
+                    DeliveryRow.id.in_(delivery_ids)
+                )
             ).all()
         fresh = sorted(row.id for row in rows if row.lease_until is None)
-        suspect = sorted(row.id for row in rows if row.lease_until is not None)
+        suspect = [row.id for row in sorted(rows, key=lambda r: (r.attempts, -r.id)) if row.lease_until is not None]
         return fresh, suspect
 
     def _run_group(self, delivery_ids: list[int]) -> list[Outcome]:
         if not delivery_ids:
             return []
         claimed, events, lease_until = self._claim(delivery_ids)
-        outcomes = []
-        for index, item in enumerate(claimed):
-            lease_until = self._keep_lease(claimed[index:], lease_until)
-            outcomes.append(self._attempt(item, events[item.event_id]))
+        outcomes = self._run_each(claimed, events, lease_until)
         if outcomes:
             self.record(outcomes)
         return outcomes
@@ -134,10 +143,19 @@ class DeliveryRunner:
         self, claimed: Sequence[Claimed], events: Mapping[str, StoredEvent], lease_until: datetime
     ) -> list[Outcome]:
         """Run deliveries claimed when their events were stored; the caller records the outcomes."""
+        return self._run_each(claimed, events, lease_until)
+
+    def _run_each(
+        self, claimed: Sequence[Claimed], events: Mapping[str, EventRow | StoredEvent], lease_until: datetime
+    ) -> list[Outcome]:
+        """One after the other, noting which runs (`workers.progress`) and keeping the lease up."""
+        self.progress.claimed([(c.id, c.attempts) for c in claimed])
         outcomes = []
         for index, item in enumerate(claimed):
             lease_until = self._keep_lease(list(claimed[index:]), lease_until)
+            self.progress.starting(index)
             outcomes.append(self._attempt(item, events[item.event_id]))
+        self.progress.finished()
         return outcomes
 
     def lease_until(self, now: datetime) -> datetime:

@@ -83,6 +83,7 @@ def runner_for(context: WorkerContext) -> DeliveryRunner:
         context.settings.handlers,
         schedule,
         single_statements=context.single_statements,
+        progress=context.progress,
     )
 
 
