@@ -25,8 +25,15 @@ import redis
 from service.embedded_redis import free_port, redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "bench"
-"""The reference kit (`bare_asgi.py`, `gxm_post.lua`, `rq_floor.py`)."""
+SHARED = Path(os.environ.get("BENCH_KIT") or ROOT.parent / "shared" / "bench").resolve()
+"""The reference kit (`bare_asgi.py`, `gxm_post.lua`, `rq_floor.py`); `BENCH_KIT` points elsewhere."""
+
+
+def check_kit() -> None:
+    missing = [name for name in ("bare_asgi.py", "gxm_post.lua", "rq_floor.py") if not (SHARED / name).exists()]
+    if missing:
+        raise SystemExit(f"bench: the reference kit is not at {SHARED} (missing {', '.join(missing)}); set BENCH_KIT")
+
 
 SECRET = "bench-secret"
 API_KEY = "bench-read-key-0123456789"

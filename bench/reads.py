@@ -62,15 +62,29 @@ def generate(db_url: str, rows: int) -> float:
 
 
 class Reader:
+    """One keep-alive connection, reopened if the server closed it while idle."""
+
     def __init__(self, port: int) -> None:
+        self.port = port
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def _fetch(self, path: str) -> tuple[http.client.HTTPResponse, bytes]:
+        for attempt in (1, 2):
+            try:
+                self.connection.request("GET", path, headers={"X-API-Key": API_KEY})
+                response = self.connection.getresponse()
+                return response, response.read()
+            except (http.client.RemoteDisconnected, ConnectionError):
+                self.connection.close()
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def get(self, limit: int, cursor: str | None) -> tuple[int, float, str | None]:
         path = f"/v1/events?limit={limit}" + (f"&cursor={quote(cursor)}" if cursor else "")
         started = time.perf_counter()
-        self.connection.request("GET", path, headers={"X-API-Key": API_KEY})
-        response = self.connection.getresponse()
-        body = response.read()
+        response, body = self._fetch(path)
         elapsed = (time.perf_counter() - started) * 1000.0
         if response.status != 200:
             return response.status, elapsed, None

@@ -19,7 +19,7 @@ from typing import Any
 from bench import drain, e2e, ingest, memory, reads
 from bench.context import Context, Measured, Options
 from bench.databases import postgres_base, postgres_version
-from bench.procs import redis_version, stack_in, start_redis
+from bench.procs import check_kit, redis_version, stack_in, start_redis
 from bench.report import Row, machine, render, save
 from bench.wrk import ensure_wrk
 
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     options = options_from(args)
     ensure_wrk()
+    check_kit()
     pg_base = postgres_base()
     started = time.monotonic()
     rows: list[Row] = []

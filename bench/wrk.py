@@ -62,4 +62,4 @@ def run_wrk(url: str, connections: int, seconds: float, timeout_s: int = 5) -> W
                 max_ms=float(fields["max_ms"]),
                 errors=errors,
             )
-    raise RuntimeError(f"wrk printed no WRKSUMMARY line:\n{done.stdout}\n{done.stderr}")
+    raise RuntimeError(f"wrk printed no WRKSUMMARY line: {done.stderr.strip()[-300:] or done.stdout[-300:]}")
