@@ -11,7 +11,7 @@ rq-dashboard) see normal jobs.
 Consumer-side batching: if the job at the tail of the queue is one of ours
 and still `queued` (no worker has taken it: dequeue is an atomic move off
 that list, and the script runs atomically), the new events are appended to
-it, up to `[worker] batch_size` events per job. So while workers keep up,
+it, up to `[worker] batch_size` events and `MAX_JOB_BYTES` per job. So while workers keep up,
 each event travels alone and fast; when they fall behind, waiting jobs grow
 instead of the queue, and a worker pays RQ's per-job bookkeeping and the
 database's commits once per batch rather than once per event. A job RQ
@@ -52,21 +52,26 @@ MAX_BATCH = 256
 """Events per Lua call: large enough for bursts, small enough to keep Redis responsive."""
 MAX_JOB_EVENTS = 500
 """Default cap on events one store job collects (`[worker] batch_size`)."""
+MAX_JOB_BYTES = 64 * 1024
+"""A waiting job stops taking events at this size: each append copies the job's data inside
+Redis, so a cap keeps that copy small (about 70 typical events: per-job costs are amortised
+well before that)."""
 JOB_KEY_PREFIX = "rq:job:"
 
 ENQUEUE_LUA = """
 local queue_key, queues_key, job_key, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local job_prefix, max_events = ARGV[13], tonumber(ARGV[14])
-local first = 15
+local job_prefix, max_events, max_bytes = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
+local first = 16
 local n = (#ARGV - first + 1) / 4
-local parts, result = {}, {}
+local parts, result, size = {}, {}, 0
 for i = 0, n - 1 do
   local b = first + i * 4
   local fp_key, fp, id, fragment = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if redis.call('HSETNX', fp_key, fp, id) == 1 then
     parts[#parts + 1] = fragment
+    size = size + #fragment + 1
     result[#result + 1] = ''
   else
     result[#result + 1] = redis.call('HGET', fp_key, fp)
@@ -82,7 +87,7 @@ if tail_id then
   local job = redis.call('HMGET', tail_key, 'status', 'hookyard_events', 'data')
   local count = tonumber(job[2])
   if job[1] == 'queued' and count and count + #parts <= max_events and job[3]
-     and string.sub(job[3], -#tail) == tail then
+     and #job[3] + size <= max_bytes and string.sub(job[3], -#tail) == tail then
     count = count + #parts
     redis.call('HSET', tail_key,
       'data', string.sub(job[3], 1, #job[3] - #tail) .. ',' .. table.concat(parts, ',') .. tail,
@@ -134,6 +139,7 @@ def script_args(queue_name: str, events: Sequence[QueuedEvent], max_job_events: 
         STORE_JOB_FAILURE_TTL,
         JOB_KEY_PREFIX,
         max_job_events,
+        MAX_JOB_BYTES,
     ]
     for event in events:
         args += (fingerprint_key(event.source), event.fingerprint, event.id, _encode(event))

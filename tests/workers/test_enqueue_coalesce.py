@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+import msgspec
 import redis
 import redis.asyncio as aioredis
 from rq import Queue
@@ -81,3 +82,12 @@ def test_a_job_rq_saved_again_is_left_alone(redis_url: str, redis_client: redis.
     enqueue(redis_url, tmp_path, [[event(2)]])
 
     assert queued_events(redis_client) == [1, 1]
+
+
+def test_a_waiting_job_stops_growing_at_its_byte_cap(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    big = [event(n) for n in range(6)]
+    big = [msgspec.structs.replace(e, body=e.body + " " * 20_000) for e in big]  # ~20 KB each
+
+    enqueue(redis_url, tmp_path, [[e] for e in big])
+
+    assert queued_events(redis_client) == [3, 3]
