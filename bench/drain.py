@@ -169,7 +169,9 @@ def rows(ctx: Context, floors: dict[str, list[float]], runs: list[DrainRun], kin
                     ratio=ratio,
                     goal=f">= {goal:g}x",
                     passed=at_least(ratio, goal),
-                    note=f"about {batch:.0f} events per RQ job, as ingest grouped them" if goal == SIMPLE_GOAL else "",
+                    note=f"about {batch:.0f} events per RQ job (a waiting job takes new events up to 64 KiB)"
+                    if goal == SIMPLE_GOAL
+                    else "",
                 )
             )
     kind = kinds[-1]

@@ -1,8 +1,7 @@
 """`make bench` / `python -m bench.run`: every speed target of issue 4 in one run, one table.
 
-Starts its own Redis (db 0 hookyard, 1 the bare peer, 2 RQ's floor, 3 the
-end-to-end timings), SQLite files and PostgreSQL schemas, servers and
-workers, and stops them all at the end. `--only` picks sections,
+Starts its own Redis (db 0 hookyard, 1 the bare peer, 2 RQ's floor), SQLite
+files and PostgreSQL schemas, servers and workers, and stops them all at the end. `--only` picks sections,
 `--quick` shortens everything for a smoke run.
 """
 
