@@ -26,6 +26,8 @@ class Row(msgspec.Struct, kw_only=True):
     unit: str
     reference: float | None = None
     reference_name: str = ""
+    reference_unit: str | None = None
+    """When the reference counts something else (RQ jobs/s against events/s)."""
     ratio: float | None = None
     goal: str = ""
     passed: bool | None = None
@@ -93,7 +95,8 @@ def render(rows: list[Row], info: dict[str, str], settings: dict[str, Any]) -> s
     body = []
     for row in rows:
         result = "skipped" if row.passed is None else "PASS" if row.passed else "FAIL"
-        reference = f"{_fmt(row.reference, row.unit)} {row.reference_name}".strip() if row.reference_name else "-"
+        unit = row.unit if row.reference_unit is None else row.reference_unit
+        reference = f"{_fmt(row.reference, unit)} {row.reference_name}".strip() if row.reference_name else "-"
         body.append((row.target, _fmt(row.measured, row.unit), reference, _fmt(row.ratio, "x"), row.goal, result))
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
 
