@@ -91,6 +91,7 @@ class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     """A killed worker's job is re-run after about 2 x this plus `maintenance_seconds`."""
     maintenance_seconds: Positive = 15
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
+    """Most events one store job collects while it waits in the queue (ingest appends to it)."""
 
 
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -80,7 +80,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log)
     if args.burst:
         return run_one(settings, burst=True)
-    return supervise(settings, args.processes)
+    return supervise(args.processes, settings)
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:

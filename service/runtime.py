@@ -58,7 +58,7 @@ class Runtime:
     @property
     def queue(self) -> EventQueue:
         if self._queue is None:
-            self._queue = EventQueue(self.redis, self.settings.redis.queue, self.spool)
+            self._queue = EventQueue(self.redis, self.settings.redis.queue, self.spool, self.settings.worker.batch_size)
         return self._queue
 
     @property

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.settings import Settings, load_settings
 from workers.db import make_engine, session_factory
+from workers.progress import Progress
 from workers.redis_conn import redis_from_url
 from workers.registry import REGISTRY, Registry
 from workers.serializer import JSONSerializer
@@ -39,26 +40,45 @@ class WorkerContext:
     registry: Registry
     redis: redis.Redis
     queue: Queue
+    single_statements: sessionmaker[Session] | None = None
+    """PostgreSQL: autocommit sessions for the batch writes that are one statement each
+    (atomic by themselves), saving BEGIN and COMMIT round trips. None on SQLite."""
+    progress: Progress = field(default_factory=lambda: Progress(None))
+    """Which claimed delivery runs now, for the supervisor if this process dies."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set on SIGTERM: long waits (database away) hand their work back instead."""
 
     @classmethod
-    def build(cls, settings: Settings, registry: Registry = REGISTRY, load_plugins: bool = True) -> WorkerContext:
+    def build(
+        cls,
+        settings: Settings,
+        registry: Registry = REGISTRY,
+        load_plugins: bool = True,
+        progress_path: str | None = None,
+    ) -> WorkerContext:
         if load_plugins:
             registry.load(settings.handlers.modules)
         engine = make_engine(settings.database)
+        autocommit = make_engine(settings.database, autocommit=True) if engine.dialect.name == "postgresql" else None
         connection = sync_redis(settings)
         return cls(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
+            single_statements=session_factory(autocommit) if autocommit is not None else None,
             registry=registry,
             redis=connection,
             queue=Queue(settings.redis.queue, connection=connection, serializer=JSONSerializer),
+            progress=Progress(progress_path),
         )
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.single_statements is not None:
+            bind = self.single_statements.kw.get("bind")
+            if isinstance(bind, Engine):
+                bind.dispose()
+        self.progress.close()
         self.redis.close()
 
 

@@ -16,7 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from schemas.settings import DatabaseSettings
 
 
-def make_engine(settings: DatabaseSettings) -> Engine:
+def make_engine(settings: DatabaseSettings, *, autocommit: bool = False) -> Engine:
+    """`autocommit` (PostgreSQL): a pool whose connections never open a transaction, for
+    writes that are a single statement; set at creation so no checkout pays to switch modes.
+    It skips the pre-ping: those statements are idempotent and retried whole on a
+    connection error (`workers.jobs.with_database`), so the ping's round trip buys nothing."""
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
@@ -27,7 +31,8 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         return engine
     return create_engine(
         url,
-        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT" if autocommit else None,
+        pool_pre_ping=not autocommit,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         connect_args={"connect_timeout": 5},

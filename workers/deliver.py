@@ -17,21 +17,24 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.settings import HandlerSettings
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
+from workers.bulk import record_complete, record_outcomes, set_status
 from workers.defaults import LEASE_GRACE_SECONDS
 from workers.event import Event, PermanentError
+from workers.progress import Progress
 from workers.registry import HandlerSpec, Registry
+from workers.store import Claimed, StoredEvent
 
 log = structlog.get_logger("hookyard.deliver")
 
@@ -43,14 +46,6 @@ HANDLER_MISSING_RETRY_SECONDS = 30.0
 
 class HandlerTimeout(Exception):
     """The handler ran past its time limit."""
-
-
-class Claimed(msgspec.Struct, frozen=True):
-    id: int
-    event_id: str
-    handler: str
-    attempts: int
-    max_attempts: int
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -100,17 +95,22 @@ class DeliveryRunner:
         settings: HandlerSettings,
         schedule_retry: Callable[[list[int], float], None],
         worker_name: str = "",
-        stopping: threading.Event | None = None,
+        single_statements: sessionmaker[Session] | None = None,
+        progress: Progress | None = None,
         on_recorded: Callable[[list[Outcome]], None] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
         self.settings = settings
         self.schedule_retry = schedule_retry
         self.worker_name = worker_name
-        self.stopping = stopping or threading.Event()
+        self.single_statements = single_statements
+        """Autocommit sessions (PostgreSQL) for writes done in one statement, or None."""
+        self.progress = progress or Progress(None)
         self.on_recorded = on_recorded
         """Called after each batch of outcomes is committed (handler metrics)."""
+        self.stopping = stopping or threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, delivery_ids: Sequence[int]) -> list[Outcome]:
@@ -124,18 +124,43 @@ class DeliveryRunner:
         return outcomes
 
     def _partition(self, delivery_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Fresh ones in id order; suspects fewest attempts first, newest first among equals.
+
+        A crashed group ran in id order, so the deliveries after the culprit
+        never started: newest first runs them before the culprit can crash
+        the worker again, and a culprit that did crash again (one more
+        attempt) then waits behind every neighbour.
+        """
         with self.sessions() as session:
             rows = session.execute(
-                select(DeliveryRow.id, DeliveryRow.lease_until).where(DeliveryRow.id.in_(delivery_ids))
+                select(DeliveryRow.id, DeliveryRow.lease_until, DeliveryRow.attempts).where(
+                    DeliveryRow.id.in_(delivery_ids)
+                )
             ).all()
         fresh = sorted(row.id for row in rows if row.lease_until is None)
-        suspect = sorted(row.id for row in rows if row.lease_until is not None)
+        suspect = [row.id for row in sorted(rows, key=lambda r: (r.attempts, -r.id)) if row.lease_until is not None]
         return fresh, suspect
 
     def _run_group(self, delivery_ids: list[int]) -> list[Outcome]:
         if not delivery_ids:
             return []
         claimed, events, lease_until = self._claim(delivery_ids)
+        outcomes = self._run_each(claimed, events, lease_until)
+        if outcomes:
+            self.record(outcomes)
+        return outcomes
+
+    def run_claimed(
+        self, claimed: Sequence[Claimed], events: Mapping[str, StoredEvent], lease_until: datetime
+    ) -> list[Outcome]:
+        """Run deliveries claimed when their events were stored; the caller records the outcomes."""
+        return self._run_each(claimed, events, lease_until)
+
+    def _run_each(
+        self, claimed: Sequence[Claimed], events: Mapping[str, EventRow | StoredEvent], lease_until: datetime
+    ) -> list[Outcome]:
+        """One after the other, noting which runs (`workers.progress`) and keeping the lease up."""
+        self.progress.claimed([(c.id, c.attempts) for c in claimed])
         outcomes: list[Outcome] = []
         for index, item in enumerate(claimed):
             if self.stopping.is_set():
@@ -143,9 +168,9 @@ class DeliveryRunner:
                 outcomes += [self._handed_back(rest) for rest in claimed[index:]]
                 break
             lease_until = self._keep_lease(claimed, claimed[index:], lease_until)
+            self.progress.starting(index)
             outcomes.append(self._attempt(item, events[item.event_id]))
-        if outcomes:
-            self._record(outcomes)
+        self.progress.finished()
         return outcomes
 
     def _handed_back(self, item: Claimed) -> Outcome:
@@ -160,6 +185,10 @@ class DeliveryRunner:
             attempt=item.attempts,
             refund=True,
         )
+
+    def lease_until(self, now: datetime) -> datetime:
+        """The lease of deliveries claimed as they are stored: any registered handler's worst case."""
+        return now + timedelta(seconds=self._lease_seconds([spec.name for spec in self.registry.all()]))
 
     def _claim(self, delivery_ids: list[int]) -> tuple[list[Claimed], dict[str, EventRow], datetime]:
         now = datetime.now(UTC)
@@ -211,7 +240,7 @@ class DeliveryRunner:
             LEASE_GRACE_SECONDS
         )
 
-    def _keep_lease(self, group: list[Claimed], remaining: list[Claimed], lease_until: datetime) -> datetime:
+    def _keep_lease(self, group: Sequence[Claimed], remaining: Sequence[Claimed], lease_until: datetime) -> datetime:
         """Extend the whole group's lease before a handler that could outlive it.
 
         The whole group, not only what is left: finished deliveries are recorded at the end of the
@@ -229,7 +258,7 @@ class DeliveryRunner:
             )
         return extended
 
-    def _attempt(self, item: Claimed, event: EventRow) -> Outcome:
+    def _attempt(self, item: Claimed, event: EventRow | StoredEvent) -> Outcome:
         bound = log.bind(
             event_id=item.event_id, request_id=event.request_id, handler=item.handler, attempt=item.attempts
         )
@@ -286,7 +315,7 @@ class DeliveryRunner:
             attempt=item.attempts,
         )
 
-    def _event(self, item: Claimed, row: EventRow) -> Event:
+    def _event(self, item: Claimed, row: EventRow | StoredEvent) -> Event:
         return Event(
             id=row.id,
             source=row.source,
@@ -318,44 +347,37 @@ class DeliveryRunner:
         with time_limit(timeout):
             spec.func(event)
 
-    def _record(self, outcomes: list[Outcome]) -> None:
+    def record(self, outcomes: list[Outcome], complete: bool = False) -> None:
+        """Write outcomes and event statuses in one transaction, then schedule retries.
+
+        `complete`: the outcomes hold every delivery of their events (events
+        stored by this run), so event statuses follow without a query.
+        """
         now = datetime.now(UTC)
-        event_ids = {o.event_id for o in outcomes}
-        with self.sessions() as session, session.begin():
-            lock_events(session, event_ids)
-            deliveries = cast(Table, DeliveryRow.__table__)
-            table = deliveries.c
-            session.connection().execute(
-                update(deliveries)
-                .where(
-                    table.id == bindparam("b_id"),
-                    table.attempts == bindparam("b_attempt"),
-                    # `IN (...)` expands per statement, which executemany cannot do.
-                    or_(*(table.status == status for status in DeliveryStatus.OPEN)),
-                )
-                .values(
-                    status=bindparam("b_status"),
-                    attempts=table.attempts - bindparam("b_refund"),
-                    last_error=bindparam("b_error"),
-                    next_attempt_at=bindparam("b_next"),
-                    lease_until=None,
-                    updated_at=now,
-                    last_duration_ms=bindparam("b_duration"),
-                ),
-                [
-                    {
-                        "b_id": o.delivery_id,
-                        "b_attempt": o.attempt,
-                        "b_status": o.status,
-                        "b_refund": 1 if o.refund else 0,
-                        "b_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
-                        "b_next": o.next_attempt_at,
-                        "b_duration": o.duration_ms,
-                    }
-                    for o in outcomes
-                ],
-            )
-            refresh_event_status(session, event_ids)
+        rows = [
+            {
+                "id": o.delivery_id,
+                "status": o.status,
+                "last_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
+                "next_attempt_at": o.next_attempt_at,
+                "last_duration_ms": o.duration_ms,
+                "attempt": o.attempt,
+                "refund": 1 if o.refund else 0,
+            }
+            for o in outcomes
+        ]
+        if complete and self.single_statements is not None:
+            with self.single_statements() as session:  # one statement: atomic without BEGIN/COMMIT
+                record_complete(session, rows, statuses_of(outcomes), now)
+        else:
+            with self.sessions() as session, session.begin():
+                if complete:
+                    record_complete(session, rows, statuses_of(outcomes), now)
+                else:
+                    event_ids = {o.event_id for o in outcomes}
+                    lock_events(session, event_ids)
+                    record_outcomes(session, rows, now)
+                    refresh_event_status(session, event_ids)
         if self.on_recorded is not None:
             self.on_recorded(outcomes)
         later = [o for o in outcomes if o.status in DeliveryStatus.OPEN and o.next_attempt_at]
@@ -363,6 +385,33 @@ class DeliveryRunner:
             assert outcome.next_attempt_at is not None
             delay = max((outcome.next_attempt_at - now).total_seconds(), 0.0)
             self.schedule_retry([outcome.delivery_id], delay)
+
+
+def event_status(statuses: set[str]) -> str:
+    """failed if any delivery is dead, processed if all succeeded, else processing."""
+    if not statuses:
+        return EventStatus.STORED
+    if DeliveryStatus.DEAD in statuses:
+        return EventStatus.FAILED
+    if statuses == {DeliveryStatus.SUCCEEDED}:
+        return EventStatus.PROCESSED
+    return EventStatus.PROCESSING
+
+
+def statuses_of(outcomes: Sequence[Outcome]) -> dict[str, str]:
+    """Event statuses from outcomes that are all of their events' deliveries."""
+    seen: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        seen.setdefault(outcome.event_id, set()).add(outcome.status)
+    return {event_id: event_status(statuses) for event_id, statuses in seen.items()}
+
+
+def _update_status(session: Session, status_of: dict[str, str]) -> None:
+    by_status: dict[str, list[str]] = {}
+    for event_id, status in status_of.items():
+        by_status.setdefault(status, []).append(event_id)
+    for status, ids in by_status.items():
+        set_status(session, status, ids)
 
 
 def lock_events(session: Session, event_ids: set[str]) -> None:
@@ -386,19 +435,7 @@ def refresh_event_status(session: Session, event_ids: set[str]) -> None:
         .group_by(DeliveryRow.event_id, DeliveryRow.status)
     ):
         counts[event_id][status] = count
-    by_status: dict[str, list[str]] = {}
-    for event_id, statuses in counts.items():
-        if not statuses:
-            status = EventStatus.STORED
-        elif statuses.get(DeliveryStatus.DEAD):
-            status = EventStatus.FAILED
-        elif set(statuses) == {DeliveryStatus.SUCCEEDED}:
-            status = EventStatus.PROCESSED
-        else:
-            status = EventStatus.PROCESSING
-        by_status.setdefault(status, []).append(event_id)
-    for status, ids in by_status.items():
-        session.execute(update(EventRow).where(EventRow.id.in_(ids)).values(status=status))
+    _update_status(session, {event_id: event_status(set(statuses)) for event_id, statuses in counts.items()})
 
 
 def _describe(exc: BaseException) -> str:

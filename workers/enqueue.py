@@ -8,6 +8,16 @@ exactly what `rq.Queue.enqueue` writes). A lone event goes out at once; under
 load, batches grow by themselves. RQ's tools (`rq info`, registries,
 rq-dashboard) see normal jobs.
 
+Consumer-side batching: if the job at the tail of the queue is one of ours
+and still `queued` (no worker has taken it: dequeue is an atomic move off
+that list, and the script runs atomically), the new events are appended to
+it, up to `[worker] batch_size` events and `MAX_JOB_BYTES` per job. So while workers keep up,
+each event travels alone and fast; when they fall behind, waiting jobs grow
+instead of the queue, and a worker pays RQ's per-job bookkeeping and the
+database's commits once per batch rather than once per event. A job RQ
+re-saved (a retry; RQ compresses `data` then) no longer ends with our tail
+and is never touched.
+
 When Redis is unreachable the batch goes to the fsync'd spool instead and is
 drained through the same script later, so a drained event is still
 de-duplicated and never queued twice.
@@ -43,36 +53,61 @@ MAX_BATCH = 256
 REDIS_RETRY_SECONDS = 1.0
 """After a Redis error, send batches straight to the spool this long before trying Redis again."""
 """Events per Lua call: large enough for bursts, small enough to keep Redis responsive."""
+MAX_JOB_EVENTS = 500
+"""Default cap on events one store job collects (`[worker] batch_size`)."""
+MAX_JOB_BYTES = 64 * 1024
+"""A waiting job stops taking events at this size: each append copies the job's data inside
+Redis, so a cap keeps that copy small (about 70 typical events: per-job costs are amortised
+well before that)."""
+JOB_KEY_PREFIX = "rq:job:"
 
 ENQUEUE_LUA = """
 local queue_key, queues_key, job_key, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local first = 13
+local job_prefix, max_events, max_bytes = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
+local first = 16
 local n = (#ARGV - first + 1) / 4
-local parts, result = {}, {}
+local parts, result, size = {}, {}, 0
 for i = 0, n - 1 do
   local b = first + i * 4
   local fp_key, fp, id, fragment = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   if redis.call('HSETNX', fp_key, fp, id) == 1 then
     parts[#parts + 1] = fragment
+    size = size + #fragment + 1
     result[#result + 1] = ''
   else
     result[#result + 1] = redis.call('HGET', fp_key, fp)
   end
 end
-if #parts > 0 then
-  redis.call('SADD', queues_key, queue_key)
-  redis.call('HSET', job_key,
-    'status', 'queued', 'created_at', now, 'enqueued_at', now, 'origin', origin,
-    'data', head .. table.concat(parts, ',') .. tail,
-    'description', 'store ' .. #parts .. ' event(s)',
-    'timeout', timeout, 'result_ttl', 0, 'failure_ttl', failure_ttl,
-    'retries_left', retries, 'retry_intervals', intervals,
-    'started_at', '', 'ended_at', '', 'last_heartbeat', '', 'worker_name', '', 'group_id', '',
-    'success_callback_name', '', 'failure_callback_name', '', 'stopped_callback_name', '')
-  redis.call('RPUSH', queue_key, job_id)
+if #parts == 0 then
+  return result
 end
+-- Coalesce: a store job still waiting at the tail of the queue takes these events too.
+local tail_id = redis.call('LINDEX', queue_key, -1)
+if tail_id then
+  local tail_key = job_prefix .. tail_id
+  local job = redis.call('HMGET', tail_key, 'status', 'hookyard_events', 'data')
+  local count = tonumber(job[2])
+  if job[1] == 'queued' and count and count + #parts <= max_events and job[3]
+     and #job[3] + size <= max_bytes and string.sub(job[3], -#tail) == tail then
+    count = count + #parts
+    redis.call('HSET', tail_key,
+      'data', string.sub(job[3], 1, #job[3] - #tail) .. ',' .. table.concat(parts, ',') .. tail,
+      'hookyard_events', count, 'description', 'store ' .. count .. ' event(s)')
+    return result
+  end
+end
+redis.call('SADD', queues_key, queue_key)
+redis.call('HSET', job_key,
+  'status', 'queued', 'created_at', now, 'enqueued_at', now, 'origin', origin,
+  'data', head .. table.concat(parts, ',') .. tail, 'hookyard_events', #parts,
+  'description', 'store ' .. #parts .. ' event(s)',
+  'timeout', timeout, 'result_ttl', 0, 'failure_ttl', failure_ttl,
+  'retries_left', retries, 'retry_intervals', intervals,
+  'started_at', '', 'ended_at', '', 'last_heartbeat', '', 'worker_name', '', 'group_id', '',
+  'success_callback_name', '', 'failure_callback_name', '', 'stopped_callback_name', '')
+redis.call('RPUSH', queue_key, job_id)
 return result
 """
 
@@ -90,7 +125,7 @@ def rq_timestamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def script_args(queue_name: str, events: Sequence[QueuedEvent]) -> list[Any]:
+def script_args(queue_name: str, events: Sequence[QueuedEvent], max_job_events: int = MAX_JOB_EVENTS) -> list[Any]:
     job_id = uuid.uuid4().hex
     args: list[Any] = [
         f"rq:queue:{queue_name}",
@@ -105,6 +140,9 @@ def script_args(queue_name: str, events: Sequence[QueuedEvent]) -> list[Any]:
         STORE_JOB_RETRIES,
         _encode(STORE_JOB_RETRY_INTERVALS),
         STORE_JOB_FAILURE_TTL,
+        JOB_KEY_PREFIX,
+        max_job_events,
+        MAX_JOB_BYTES,
     ]
     for event in events:
         args += (fingerprint_key(event.source), event.fingerprint, event.id, _encode(event))
@@ -135,9 +173,12 @@ class EventQueue:
     then meets its first copy, and events reach Redis in the order they were accepted.
     """
 
-    def __init__(self, client: aioredis.Redis, queue_name: str, spool: Spool) -> None:
+    def __init__(
+        self, client: aioredis.Redis, queue_name: str, spool: Spool, max_job_events: int = MAX_JOB_EVENTS
+    ) -> None:
         self._client = client
         self._queue_name = queue_name
+        self._max_job_events = max_job_events
         self._spool = spool
         self._script = client.register_script(ENQUEUE_LUA)
         self._pending: list[_Pending] = []
@@ -184,7 +225,7 @@ class EventQueue:
 
     async def enqueue(self, events: Sequence[QueuedEvent]) -> list[str]:
         """Run the script; for each event, '' if queued now or the id it duplicates."""
-        raw = await self._script(args=script_args(self._queue_name, events))
+        raw = await self._script(args=script_args(self._queue_name, events, self._max_job_events))
         return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
 
     async def _spool_or_fail(self, batch: list[_Pending], reason: str) -> None:

@@ -35,7 +35,7 @@ from workers.defaults import (
 )
 from workers.deliver import DeliveryRunner, Outcome
 from workers.handler_metrics import record_outcomes
-from workers.store import open_deliveries, store_events
+from workers.store import Stored, open_deliveries, store_events
 
 log = structlog.get_logger("hookyard.jobs")
 T = TypeVar("T")
@@ -88,6 +88,8 @@ def runner_for(context: WorkerContext) -> DeliveryRunner:
         schedule,
         on_recorded=record,
         stopping=context.stopping,
+        single_statements=context.single_statements,
+        progress=context.progress,
     )
 
 
@@ -114,26 +116,41 @@ def enqueue_run(queue: Queue, delivery_ids: list[int], delay: float = 0.0) -> No
 
 
 def store_batch(events: list[Any]) -> int:
+    """Store, claim and run: two commits per batch (store + claim, outcomes), handlers between."""
     context = get_context()
     queued = msgspec.convert(events, list[QueuedEvent])
     settings = context.settings.handlers
+    runner = runner_for(context)
 
-    def store() -> list[int]:
+    def store() -> tuple[Stored, datetime]:
+        lease = runner.lease_until(datetime.now(UTC))
+        if context.single_statements is not None:  # one statement (bulk.store_and_claim): atomic as is
+            with context.single_statements() as session:
+                return store_events(session, queued, context.registry, settings.default_max_attempts, lease), lease
         with context.sessions() as session, session.begin():
-            stored = store_events(session, queued, context.registry, settings.default_max_attempts)
-            return open_deliveries(session, stored)
+            return store_events(session, queued, context.registry, settings.default_max_attempts, lease), lease
 
     try:
-        delivery_ids = with_database(context, store)
+        stored, lease_until = with_database(context, store)
         log.info(
             "events_stored",
-            events=len(queued),
-            deliveries=len(delivery_ids),
+            events=len(stored.events),
+            deliveries=len(stored.claimed),
             event_ids=[e.id for e in queued[:20]],
             request_ids=[e.request_id for e in queued[:20]],
         )
-        runner = runner_for(context)
-        with_database(context, lambda: runner.run(delivery_ids))
+        outcomes = runner.run_claimed(stored.claimed, stored.events, lease_until)
+        if outcomes:
+            with_database(context, lambda: runner.record(outcomes, complete=True))
+        if stored.earlier:  # this job ran before (its worker died): finish what that run left open
+            earlier = stored.earlier
+
+            def reopen() -> list[int]:
+                with context.sessions() as session:
+                    return open_deliveries(session, earlier)
+
+            delivery_ids = with_database(context, reopen)
+            with_database(context, lambda: runner.run(delivery_ids))
     except HandBack:
         context.queue.enqueue(
             STORE_BATCH,

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -31,8 +34,10 @@ from rq.queue import Queue
 
 from schemas.settings import Settings, load_settings
 from workers.context import WorkerContext, set_context
+from workers.db import make_engine
 from workers.jobs import reconcile
 from workers.logs import configure_logging
+from workers.progress import give_back, never_started
 from workers.serializer import JSONSerializer
 
 log = structlog.get_logger("hookyard.worker")
@@ -94,9 +99,9 @@ def build_worker(context: WorkerContext) -> HookyardWorker:
     )
 
 
-def run_one(settings: Settings, *, burst: bool) -> int:
+def run_one(settings: Settings, *, burst: bool, progress_path: str | None = None) -> int:
     """Run one worker in this process until it stops (or, with `burst`, the queue is empty)."""
-    context = WorkerContext.build(settings)
+    context = WorkerContext.build(settings, progress_path=progress_path)
     set_context(context)
     worker = build_worker(context)
     log.info("worker_started", name=worker.name, queue=settings.redis.queue, handlers=len(context.registry.all()))
@@ -116,24 +121,44 @@ def _die_with_parent() -> None:
         pass
 
 
-def child_main() -> None:
+def child_main(argv: list[str]) -> None:
+    """`python -m workers.worker [PROGRESS_FILE]`: one supervised worker process."""
     _die_with_parent()
     settings = load_settings()
     configure_logging(settings.log)
-    sys.exit(run_one(settings, burst=False))
+    sys.exit(run_one(settings, burst=False, progress_path=argv[0] if argv else None))
 
 
 class Supervisor:
-    def __init__(self, processes: int, grace_seconds: float) -> None:
+    def __init__(self, processes: int, settings: Settings) -> None:
         self.processes = processes
-        self.grace_seconds = grace_seconds
+        self.settings = settings
+        self.grace_seconds = settings.handlers.timeout_seconds + SHUTDOWN_MARGIN_SECONDS
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.stopping = False
+        self.progress_dir = Path(tempfile.mkdtemp(prefix="hookyard-worker-"))
+
+    def _progress_file(self, slot: int) -> Path:
+        return self.progress_dir / f"slot-{slot}"
 
     def _spawn(self, slot: int) -> None:
-        child = subprocess.Popen([sys.executable, "-m", "workers.worker"])
+        child = subprocess.Popen([sys.executable, "-m", "workers.worker", str(self._progress_file(slot))])
         self.children[slot] = child
         log.info("worker_child_started", slot=slot, pid=child.pid)
+
+    def _give_back(self, slot: int) -> None:
+        """A child died: deliveries it claimed but never started get their attempt back."""
+        items = never_started(self._progress_file(slot))
+        if not items:
+            return
+        engine = make_engine(self.settings.database)
+        try:
+            count = give_back(engine, items)
+            log.warning("attempts_given_back", slot=slot, deliveries=count)
+        except Exception as exc:  # noqa: BLE001 - the database may be away; the pessimistic count stands
+            log.warning("give_back_failed", slot=slot, error=type(exc).__name__)
+        finally:
+            engine.dispose()
 
     def _stop(self, signum: int, _frame: Any) -> None:
         if self.stopping:
@@ -167,6 +192,7 @@ class Supervisor:
                     exit_code=code,
                     restart_in_seconds=backoff[slot],
                 )
+                self._give_back(slot)
                 time.sleep(backoff[slot])
                 if not self.stopping:
                     self._spawn(slot)
@@ -185,11 +211,15 @@ class Supervisor:
         return 0
 
 
-def supervise(settings: Settings, processes: int) -> int:
+def supervise(processes: int, settings: Settings) -> int:
     """Run `processes` workers; after SIGTERM a running handler gets its whole time limit to finish."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return Supervisor(processes, settings.handlers.timeout_seconds + SHUTDOWN_MARGIN_SECONDS).run()
+    supervisor = Supervisor(processes, settings)
+    try:
+        return supervisor.run()
+    finally:
+        shutil.rmtree(supervisor.progress_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    child_main()
+    child_main(sys.argv[1:])

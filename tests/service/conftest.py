@@ -21,10 +21,12 @@ import httpx
 import msgspec
 import pytest
 import redis
+from rq import Queue
 
 from schemas.settings import load_settings
 from service.embedded_redis import free_port
 from tests.conftest import SECRET, Config, Process, make_url_db, migrate, wait_http, write_config
+from workers.serializer import JSONSerializer
 
 OTHER_SECRET = "rotated-secret"
 QUEUE_KEY = "rq:queue:hookyard"
@@ -55,8 +57,9 @@ class IngestServer:
         return f"{self.base}/webhooks/{source}"
 
     def queued(self) -> int:
-        """Jobs waiting on the RQ queue: what a worker would pick up."""
-        return int(self.redis.llen(QUEUE_KEY))
+        """Events waiting on the RQ queue: what a worker would pick up (a store job may carry several)."""
+        queue = Queue("hookyard", connection=self.redis, serializer=JSONSerializer)
+        return sum(len(job.args[0]) for job in queue.get_jobs())
 
     def fingerprints(self) -> list[bytes]:
         return sorted(self.redis.scan_iter("hookyard:fp:*"))

@@ -317,7 +317,7 @@ def test_a_handler_missing_on_this_worker_is_not_charged(config: Config, worker:
     assert job is not None
     with worker.context.sessions() as session, session.begin():
         stored = store_events(session, [QueuedEvent(*item) for item in job.args[0]], newer, 5)
-        delivery_ids = open_deliveries(session, stored)
+        delivery_ids = open_deliveries(session, list(stored.events))
     runner_for(worker.context).run(delivery_ids)  # this worker's registry predates the handler
     [(status, attempts, next_at, error)] = rows(
         config, "select status, attempts, next_attempt_at, last_error from deliveries where event_id = :e", e=event_id

@@ -1,0 +1,109 @@
+"""Targets 1 and 2: ingest throughput and latency against the bare ASGI + LPUSH bound.
+
+Both servers run side by side on the same Redis (hookyard on db 0, the bare
+peer on db 1) and are loaded one at a time with the same wrk script, in
+alternating order, so machine drift hits both alike. No worker runs: the
+queue only grows, and both databases are emptied between runs to keep Redis
+small.
+"""
+
+from __future__ import annotations
+
+from bench.context import Context, Measured
+from bench.databases import database, write_config
+from bench.procs import stack_in, start_bare, start_serve
+from bench.report import Row, at_least, at_most, median
+from bench.wrk import WrkResult, run_wrk
+from service.embedded_redis import free_port
+
+CONNECTIONS = (32, 64)
+THROUGHPUT_GOAL = 0.75
+P99_GOAL = 1.5
+MAX_MS_GOAL = 100.0
+
+
+def measure(ctx: Context) -> Measured:
+    runs: dict[str, dict[int, list[WrkResult]]] = {name: {c: [] for c in CONNECTIONS} for name in ("bare", "hookyard")}
+    workdir = ctx.workdir / "ingest"
+    workdir.mkdir()
+    with stack_in(workdir) as stack, database("sqlite", workdir, None) as db_url:
+        port, bare_port = free_port(), free_port()
+        config = write_config(
+            workdir / "hookyard.toml", port=port, redis_url=ctx.redis_url, database_url=db_url, spool=workdir / "spool"
+        )
+        start_serve(stack, config, port)
+        start_bare(stack, ctx.redis_url, bare_port)
+        urls = {
+            "hookyard": f"http://127.0.0.1:{port}/webhooks/gxm",
+            "bare": f"http://127.0.0.1:{bare_port}/webhooks/gxm",
+        }
+        for name in ("bare", "hookyard"):  # warm both up: imports, connection pools, JIT-free caches
+            run_wrk(urls[name], 32, 1)
+        for run in range(ctx.options.runs):
+            for connections in CONNECTIONS:
+                order = ("bare", "hookyard") if (run + connections // 32) % 2 == 0 else ("hookyard", "bare")
+                for name in order:
+                    result = run_wrk(urls[name], connections, ctx.options.seconds)
+                    runs[name][connections].append(result)
+                    print(
+                        f"  ingest run {run + 1} c{connections} {name:8s} {result.rps:8.0f} req/s"
+                        f"  p99 {result.p99_ms:6.2f} ms  max {result.max_ms:6.1f} ms  errors {result.errors}",
+                        flush=True,
+                    )
+                    ctx.flush(0)
+                    ctx.flush(1)
+    return rows(runs, ctx.options.seconds), {"wrk": runs}
+
+
+def rows(runs: dict[str, dict[int, list[WrkResult]]], seconds: float) -> list[Row]:
+    out = []
+    errors = sum(r.errors for c in CONNECTIONS for r in runs["hookyard"][c])
+    for connections in CONNECTIONS:
+        mine = median([r.rps for r in runs["hookyard"][connections]])
+        bare = median([r.rps for r in runs["bare"][connections]])
+        ratio = mine / bare if bare else None
+        out.append(
+            Row(
+                section="ingest",
+                target=f"ingest throughput, c{connections}",
+                measured=mine,
+                unit="req/s",
+                reference=bare,
+                reference_name="bare",
+                ratio=ratio,
+                goal=f">= {THROUGHPUT_GOAL}x",
+                passed=at_least(ratio, THROUGHPUT_GOAL) and errors == 0,
+                note=f"{errors} non-2xx or socket errors" if errors else "",
+            )
+        )
+    mine_p99 = median([r.p99_ms for r in runs["hookyard"][32]])
+    bare_p99 = median([r.p99_ms for r in runs["bare"][32]])
+    ratio = mine_p99 / bare_p99 if bare_p99 else None
+    out.append(
+        Row(
+            section="ingest",
+            target="ingest p99, c32",
+            measured=mine_p99,
+            unit="ms",
+            reference=bare_p99,
+            reference_name="bare",
+            ratio=ratio,
+            goal=f"<= {P99_GOAL}x",
+            passed=at_most(ratio, P99_GOAL),
+        )
+    )
+    worst = max(r.max_ms for r in runs["hookyard"][32])
+    out.append(
+        Row(
+            section="ingest",
+            target=f"ingest max latency, c32, {seconds:g} s runs",
+            measured=worst,
+            unit="ms",
+            reference=max(r.max_ms for r in runs["bare"][32]),
+            reference_name="bare",
+            goal=f"<= {MAX_MS_GOAL:g} ms",
+            passed=at_most(worst, MAX_MS_GOAL),
+            note="" if seconds >= 10 else f"runs of {seconds:g} s, the goal is stated for 10 s",
+        )
+    )
+    return out
