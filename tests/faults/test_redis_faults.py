@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -176,8 +177,14 @@ def test_reconcile_delivers_events_stored_but_never_delivered(
 
 
 def test_a_paused_redis_under_load_costs_one_timeout_not_one_per_batch(
-    make_config: ConfigFactory, killable_redis: KillableRedis, server_for: Callable[..., str]
+    make_config: ConfigFactory, killable_redis: KillableRedis, server_for: Callable[..., str], tmp_path: Path
 ) -> None:
+    """Many batches, one Redis time-out: after it, batches go straight to the spool.
+
+    What a vendor sees is bounded by the contract (no request hangs past 10 s); that
+    the breaker works is read from the server's own log, not from wall-clock time,
+    which a loaded 2-core machine stretches.
+    """
     import asyncio  # noqa: PLC0415
 
     config = make_config(redis={"url": killable_redis.url, "socket_timeout_seconds": 1.0})
@@ -194,7 +201,7 @@ def test_a_paused_redis_under_load_costs_one_timeout_not_one_per_batch(
                 )
                 return response.status_code, time.monotonic() - started
 
-            return await asyncio.gather(*(one(n) for n in range(400)))
+            return await asyncio.gather(*(one(n) for n in range(200)))
 
     killable_redis.pause()
     try:
@@ -202,7 +209,12 @@ def test_a_paused_redis_under_load_costs_one_timeout_not_one_per_batch(
     finally:
         killable_redis.resume()
     assert {status for status, _ in results} == {202}
-    assert max(elapsed for _, elapsed in results) < 6
+    assert max(elapsed for _, elapsed in results) < 10
+    log = "".join(path.read_text(errors="replace") for path in tmp_path.glob("serve-*.log"))
+    spooled = [line for line in log.splitlines() if "spooled" in line and "reason=" in line]
+    assert len(spooled) > 1, "the burst should have been written to the spool in several batches"
+    timed_out = [line for line in spooled if "Timeout" in line]
+    assert len(timed_out) == 1, f"{len(timed_out)} batches waited on the paused Redis:\n" + "\n".join(timed_out)
 
 
 def test_a_redelivery_while_redis_is_down_is_a_duplicate_of_the_spooled_copy(

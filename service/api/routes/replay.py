@@ -1,0 +1,70 @@
+"""`POST /v1/events/{id}/replay` (admin): re-run an event's handlers.
+
+The rules live in `workers.ops.replay`, shared with `hookyard replay`. The reset
+is committed before the job is queued; if Redis cannot take the job the
+answer is still 202 (with `warnings.queue = "deferred"`), because the
+workers' sweep queues pending deliveries that have no job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.exceptions
+import structlog
+from litestar import Request, post
+from sqlalchemy.orm import Session
+
+from schemas.api import ReplayEnvelope, ReplayRequest, ReplayResult
+from schemas.errors import NotFound
+from schemas.ids import is_event_id
+from service.api.docs import error_responses
+from service.api.state import Api
+from workers.ops.replay import Replayed, load_event, queue_replayed, replay_event
+
+log = structlog.get_logger("hookyard.api.replay")
+
+
+def _reset(api: Api, event_id: str, handlers: list[str] | None) -> Replayed | None:
+    with Session(api.engine) as session, session.begin():
+        event = load_event(session, event_id)
+        if event is None:
+            return None
+        return replay_event(session, event, api.registry, api.settings.handlers.default_max_attempts, handlers=handlers)
+
+
+@post(
+    "/events/{event_id:str}/replay",
+    sync_to_thread=True,
+    status_code=202,
+    opt={"role": "admin"},
+    summary="Re-run an event's handlers (admin)",
+    description="Each replayed delivery gets a fresh budget of its handler's `max_attempts`; attempt numbers "
+    "continue. Without `handlers`, every delivery of the event is replayed, plus any registered handler that "
+    "matches the action but never ran on it. An unknown name is `400 ERR:MSG:VALIDATION:HANDLERS`.",
+    operation_id="ReplayEvent",
+    responses=error_responses(400, 403, 404),
+)
+def replay_route(
+    api: Api, request: Request[Any, Any, Any], event_id: str, data: ReplayRequest | None = None
+) -> ReplayEnvelope:
+    handlers = None if data is None else data.handlers
+    replayed = _reset(api, event_id, handlers) if is_event_id(event_id) else None
+    if replayed is None:
+        raise NotFound("no stored event has this id")
+    warnings: dict[str, Any] = {}
+    request_id = str(request.scope.get("state", {}).get("request_id", ""))
+    try:
+        queue_replayed(api.connections, [replayed])
+    except (redis.exceptions.RedisError, OSError) as exc:
+        warnings["queue"] = "deferred"
+        log.warning("replay_enqueue_failed", event_id=event_id, request_id=request_id, error=type(exc).__name__)
+    log.info(
+        "event_replayed",
+        event_id=event_id,
+        request_id=request_id,
+        api_key=request.scope.get("state", {}).get("api_key"),
+        handlers=[d.handler for d in replayed.deliveries],
+    )
+    result = ReplayResult(event_id=replayed.event_id, deliveries=replayed.deliveries)
+    return ReplayEnvelope(data=result, warnings=warnings)

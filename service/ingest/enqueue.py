@@ -1,0 +1,284 @@
+"""De-duplicate and enqueue accepted events in one atomic Redis round trip.
+
+Ingest hands every accepted event to an `EventQueue`. Events that arrive
+while a write is in flight are grouped (group commit): one Lua script call
+checks each fingerprint (`HSETNX hookyard:fp:<source>`) and writes one
+ordinary RQ job holding the new ones (job hash + `RPUSH` onto the queue,
+exactly what `rq.Queue.enqueue` writes). A lone event goes out at once; under
+load, batches grow by themselves. RQ's tools (`rq info`, registries,
+rq-dashboard) see normal jobs.
+
+Consumer-side batching: if the job at the tail of the queue is one of ours
+and still `queued` (no worker has taken it: dequeue is an atomic move off
+that list, and the script runs atomically), the new events are appended to
+it, up to `[worker] batch_size` events and `MAX_JOB_BYTES` per job. So while workers keep up,
+each event travels alone and fast; when they fall behind, waiting jobs grow
+instead of the queue, and a worker pays RQ's per-job bookkeeping and the
+database's commits once per batch rather than once per event. A job RQ
+re-saved (a retry; RQ compresses `data` then) no longer ends with our tail
+and is never touched.
+
+When Redis is unreachable the batch goes to the fsync'd spool instead and is
+drained through the same script later, so a drained event is still
+de-duplicated and never queued twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
+
+from schemas.wire import QueuedEvent
+from service.ingest.spool import Spool, SpoolError
+from workers.shared.defaults import (
+    ENQUEUE_BATCH,
+    JOB_RETRIES,
+    JOB_RETRY_INTERVALS,
+    JOB_TIMEOUT,
+    MAX_JOB_BYTES,
+    MAX_JOB_EVENTS,
+    REDIS_RETRY_SECONDS,
+    SPOOL_DRAIN_SECONDS,
+    STORE_BATCH,
+    STORE_JOB_FAILURE_TTL,
+)
+
+log = structlog.get_logger("hookyard.enqueue")
+
+JOB_KEY_PREFIX = "rq:job:"
+
+ENQUEUE_LUA = """
+local queue_key, queues_key, job_key, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local job_prefix, max_events, max_bytes = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
+local first = 16
+local n = (#ARGV - first + 1) / 4
+local parts, result, size = {}, {}, 0
+for i = 0, n - 1 do
+  local b = first + i * 4
+  local fp_key, fp, id, fragment = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  if redis.call('HSETNX', fp_key, fp, id) == 1 then
+    parts[#parts + 1] = fragment
+    size = size + #fragment + 1
+    result[#result + 1] = ''
+  else
+    result[#result + 1] = redis.call('HGET', fp_key, fp)
+  end
+end
+if #parts == 0 then
+  return result
+end
+-- Coalesce: a store job still waiting at the tail of the queue takes these events too.
+local tail_id = redis.call('LINDEX', queue_key, -1)
+if tail_id then
+  local tail_key = job_prefix .. tail_id
+  local job = redis.call('HMGET', tail_key, 'status', 'hookyard_events', 'data')
+  local count = tonumber(job[2])
+  if job[1] == 'queued' and count and count + #parts <= max_events and job[3]
+     and #job[3] + size <= max_bytes and string.sub(job[3], -#tail) == tail then
+    count = count + #parts
+    redis.call('HSET', tail_key,
+      'data', string.sub(job[3], 1, #job[3] - #tail) .. ',' .. table.concat(parts, ',') .. tail,
+      'hookyard_events', count, 'description', 'store ' .. count .. ' event(s)')
+    return result
+  end
+end
+redis.call('SADD', queues_key, queue_key)
+redis.call('HSET', job_key,
+  'status', 'queued', 'created_at', now, 'enqueued_at', now, 'origin', origin,
+  'data', head .. table.concat(parts, ',') .. tail, 'hookyard_events', #parts,
+  'description', 'store ' .. #parts .. ' event(s)',
+  'timeout', timeout, 'result_ttl', 0, 'failure_ttl', failure_ttl,
+  'retries_left', retries, 'retry_intervals', intervals,
+  'started_at', '', 'ended_at', '', 'last_heartbeat', '', 'worker_name', '', 'group_id', '',
+  'success_callback_name', '', 'failure_callback_name', '', 'stopped_callback_name', '')
+redis.call('RPUSH', queue_key, job_id)
+return result
+"""
+
+_DATA_HEAD = '["' + STORE_BATCH + '",null,[['
+_DATA_TAIL = "]],{}]"
+_encode = msgspec.json.Encoder().encode
+
+
+def fingerprint_key(source: str) -> str:
+    return f"hookyard:fp:{source}"
+
+
+def rq_timestamp(moment: datetime | None = None) -> str:
+    """RQ's own `utcformat`: what its registries and `rq info` parse."""
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def script_args(queue_name: str, events: Sequence[QueuedEvent], max_job_events: int = MAX_JOB_EVENTS) -> list[Any]:
+    job_id = uuid.uuid4().hex
+    args: list[Any] = [
+        f"rq:queue:{queue_name}",
+        "rq:queues",
+        f"rq:job:{job_id}",
+        job_id,
+        rq_timestamp(),
+        queue_name,
+        _DATA_HEAD,
+        _DATA_TAIL,
+        JOB_TIMEOUT,
+        JOB_RETRIES,
+        _encode(JOB_RETRY_INTERVALS),
+        STORE_JOB_FAILURE_TTL,
+        JOB_KEY_PREFIX,
+        max_job_events,
+        MAX_JOB_BYTES,
+    ]
+    for event in events:
+        args += (fingerprint_key(event.source), event.fingerprint, event.id, _encode(event))
+    return args
+
+
+class QueueUnavailable(Exception):
+    """Neither Redis nor the spool took the event: ingest answers 503."""
+
+
+class EnqueueResult(msgspec.Struct, frozen=True):
+    id: str
+    duplicate: bool
+    spooled: bool = False
+
+
+class _Pending(msgspec.Struct):
+    event: QueuedEvent
+    future: asyncio.Future[EnqueueResult]
+
+
+class EventQueue:
+    """The async enqueue path of one API process: group commit, dedup, spool fallback.
+
+    After a Redis failure, batches go straight to the spool for `REDIS_RETRY_SECONDS`
+    (so a stopped Redis costs one socket timeout, not one per batch), and they keep
+    going there until this process's spool is drained: a re-delivery of a spooled event
+    then meets its first copy, and events reach Redis in the order they were accepted.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, queue_name: str, spool: Spool, max_job_events: int = MAX_JOB_EVENTS
+    ) -> None:
+        self._client = client
+        self._queue_name = queue_name
+        self._max_job_events = max_job_events
+        self._spool = spool
+        self._script = client.register_script(ENQUEUE_LUA)
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._redis_retry_at = 0.0
+        self._spool_first = False
+
+    @property
+    def redis_ok(self) -> bool:
+        return not self._spool_first and time.monotonic() >= self._redis_retry_at
+
+    async def submit(self, event: QueuedEvent) -> EnqueueResult:
+        future: asyncio.Future[EnqueueResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(event, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop())
+        return await future
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:ENQUEUE_BATCH], self._pending[ENQUEUE_BATCH:]
+                await self._write(batch)
+        finally:
+            self._flusher = None
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        events = [item.event for item in batch]
+        if not self.redis_ok:
+            await self._spool_or_fail(batch, "redis unavailable")
+            return
+        try:
+            existing = await self.enqueue(events)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            await self._spool_or_fail(batch, f"{type(exc).__name__}: {exc}")
+            return
+        except BaseException as exc:  # cancelled or a bug: never leave a request hanging
+            _fail(batch, QueueUnavailable(str(exc)))
+            raise
+        for item, first_id in zip(batch, existing, strict=True):
+            if not item.future.done():
+                item.future.set_result(EnqueueResult(id=first_id or item.event.id, duplicate=bool(first_id)))
+
+    async def enqueue(self, events: Sequence[QueuedEvent]) -> list[str]:
+        """Run the script; for each event, '' if queued now or the id it duplicates."""
+        raw = await self._script(args=script_args(self._queue_name, events, self._max_job_events))
+        return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
+
+    async def _spool_or_fail(self, batch: list[_Pending], reason: str) -> None:
+        events = [item.event for item in batch]
+        try:
+            firsts = await asyncio.to_thread(self._spool.put_many, events)
+        except SpoolError as exc:
+            log.error("spool_failed", error=str(exc), redis_error=reason, events=len(events))
+            _fail(batch, QueueUnavailable("queue and spool unavailable"))
+            return
+        except BaseException as exc:
+            _fail(batch, QueueUnavailable(str(exc)))
+            raise
+        self._spool_first = True
+        log.warning(
+            "spooled",
+            reason=reason,
+            events=len(events),
+            event_ids=[e.id for e in events[:10]],
+            request_ids=[e.request_id for e in events[:10]],
+        )
+        for item, first_id in zip(batch, firsts, strict=True):
+            if not item.future.done():
+                item.future.set_result(
+                    EnqueueResult(id=first_id or item.event.id, duplicate=bool(first_id), spooled=True)
+                )
+
+    async def drain_spool(self) -> int:
+        """Move spooled events into Redis, oldest first; returns how many moved."""
+        moved = 0
+        while True:
+            rows = await asyncio.to_thread(self._spool.peek, ENQUEUE_BATCH)
+            if not rows:
+                self._spool_first = False
+                return moved
+            await self.enqueue([event for _, event in rows])
+            await asyncio.to_thread(self._spool.delete_through, rows[-1][0])
+            moved += len(rows)
+            log.info("spool_drained", events=len(rows), event_ids=[event.id for _, event in rows[:10]])
+
+    async def drain_forever(self, interval: float = SPOOL_DRAIN_SECONDS) -> None:
+        """Background task: every `interval` s, move what the spool holds into Redis; never dies."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if self._spool_first or await asyncio.to_thread(self._spool.count) > 0:
+                    await self.drain_spool()
+                    self._redis_retry_at = 0.0
+            except (redis.exceptions.RedisError, OSError) as exc:
+                self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+                log.debug("spool_drain_waiting", error=type(exc).__name__)
+            except SpoolError as exc:
+                log.error("spool_unreadable", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - the drainer must outlive any one bad batch
+                log.error("spool_drain_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _fail(batch: list[_Pending], error: Exception) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(error)

@@ -1,0 +1,237 @@
+"""`POST /webhooks/{source}`: the checks of CONTRACT section 4, in their order.
+
+A raw ASGI handler (mounted in the Litestar app) because this is the hot
+path: the signature is checked from the headers before any body byte is
+read, the size limit is enforced while reading, the body is decoded once by
+msgspec on the event loop, and the event is handed to the group-commit
+`EventQueue`. The 202 goes out only once Redis (or the fsync'd spool) holds
+the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from typing import Any
+
+import msgspec
+import structlog
+
+from schemas.errors import (
+    BadSignature,
+    BodyTooLarge,
+    Forbidden,
+    HookyardError,
+    Internal,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+    RequestTimeout,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from schemas.ids import new_event_id
+from schemas.wire import Accepted, CheckedData, Envelope, QueuedEvent
+from service import metrics
+from service.errors import render
+from service.ingest.duplicate_keys import repeated_key
+from service.ingest.enqueue import EventQueue, QueueUnavailable
+from service.ingest.sources import ClientAddress, Source
+from service.limiter import Limiter
+from service.request_ids import request_id as make_request_id
+
+log = structlog.get_logger("hookyard.ingest")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+_encode = msgspec.json.Encoder().encode
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+_decode_any = msgspec.json.Decoder().decode
+_JSON_TYPE = re.compile(rb"^application/(json|[a-z0-9.+-]*\+json)\s*(;.*)?$", re.IGNORECASE)
+_PATH_PART = re.compile(r"`\$\.(\w+)")  # paths are relative to `data`, which is what is converted
+_MISSING = re.compile(r"missing required field `(\w+)`")
+
+
+class IngestApp:
+    """The ASGI callable behind `/webhooks/{source}`."""
+
+    def __init__(
+        self,
+        sources: dict[str, Source],
+        queue: EventQueue,
+        client_address: ClientAddress,
+        max_body_bytes: int,
+        body_timeout: float,
+        limiter: Limiter | None = None,
+    ) -> None:
+        self.sources = sources
+        self.queue = queue
+        self.client_address = client_address
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = make_request_id(headers.get(b"x-request-id"))
+        source_name = _source_name(scope)
+        try:
+            status, envelope = await self._ingest(scope, receive, headers, source_name, request_id)
+            response = status, [(b"content-type", b"application/json")], _encode(envelope)
+        except HookyardError as error:
+            metrics.EVENTS_REJECTED.labels(_label(source_name, self.sources), error.meta_code).inc()
+            log.info(
+                "ingest_rejected",
+                request_id=request_id,
+                source=source_name[:64],
+                status=error.status,
+                code=error.meta_code,
+            )
+            response = render(error)
+        except Exception as exc:  # a bug: answer with the envelope, never a bare 500 or a trace
+            log.error("ingest_failed", request_id=request_id, error_type=type(exc).__name__, exc_info=exc)
+            response = render(Internal())
+        await _respond(send, *response, request_id)
+        metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
+
+    async def _ingest(
+        self, scope: Scope, receive: Any, headers: dict[bytes, bytes], source_name: str, request_id: str
+    ) -> tuple[int, Envelope]:
+        if scope["method"] != "POST":
+            raise MethodNotAllowed("use POST", headers=(("allow", "POST"),))
+        source = self.sources.get(source_name)
+        if source is None:
+            raise NotFound("no such source")
+        if source.allow:
+            client = scope.get("client")
+            address = self.client_address.resolve(client[0] if client else None, headers.get(b"x-forwarded-for"))
+            if not source.allows(address):
+                raise Forbidden("this address may not send to this source")
+        if not source.scheme.needs_body and not source.scheme.verify(headers):
+            raise BadSignature("missing or invalid signature")
+        if source.rate_per_minute is not None and self.limiter is not None:
+            await _check_rate(self.limiter, source.name, source.rate_per_minute, request_id)
+        body = await self._read_body(receive, headers)
+        if source.scheme.needs_body and not source.scheme.verify(headers, body):
+            raise BadSignature("missing or invalid signature")
+        if not _JSON_TYPE.match(headers.get(b"content-type", b"").strip()):
+            raise UnsupportedMediaType("send application/json")
+        event = self._check(body, source, request_id)
+        try:
+            result = await self.queue.submit(event)
+        except QueueUnavailable:
+            raise Unavailable("queue unavailable, retry later") from None
+        warnings: dict[str, Any] = {}
+        if result.duplicate:
+            metrics.EVENTS_DUPLICATE.labels(source.name).inc()
+            log.debug("ingest_duplicate", request_id=request_id, event_id=result.id, source=source.name)
+            return 200, Envelope(data=Accepted(id=result.id, status="queued", duplicate=True))
+        if result.spooled:
+            metrics.EVENTS_SPOOLED.labels(source.name).inc()
+            warnings = {"queue": "spooled"}
+        metrics.EVENTS_RECEIVED.labels(source.name).inc()
+        log.debug("ingest_accepted", request_id=request_id, event_id=result.id, source=source.name)
+        return 202, Envelope(data=Accepted(id=result.id, status="queued", duplicate=False), warnings=warnings)
+
+    async def _read_body(self, receive: Any, headers: dict[bytes, bytes]) -> bytes:
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                declared_size = int(declared)
+            except ValueError:
+                raise Invalid("CONTENT_LENGTH", "Content-Length is not a number") from None
+            if declared_size > self.max_body_bytes:
+                raise BodyTooLarge(f"body over {self.max_body_bytes} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise Invalid("BODY", "client went away mid-body")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise BodyTooLarge(f"body over {self.max_body_bytes} bytes")
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise RequestTimeout("body not received in time") from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _check(self, body: bytes, source: Source, request_id: str) -> QueuedEvent:
+        try:
+            document = _decode_any(body)
+        except msgspec.ValidationError as exc:  # numbers beyond 64-bit / float range
+            raise Invalid("NUMBER", f"number out of range: {exc}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            raise Invalid("JSON", "body is not valid JSON (UTF-8)") from None
+        except RecursionError:
+            raise Invalid("JSON", "JSON nested too deeply") from None
+        if not isinstance(document, dict):
+            raise Invalid("BODY", "body must be a JSON object")
+        repeated = repeated_key(body)
+        if repeated is not None:
+            raise Invalid("DUPLICATE_KEY", f"key `{repeated}` appears more than once")
+        data = document.get("data")
+        if not isinstance(data, dict):
+            raise Invalid("DATA", "`data` must be an object")
+        try:
+            checked = msgspec.convert(data, CheckedData)
+        except msgspec.ValidationError as exc:
+            raise _validation_reject(str(exc)) from None
+        if source.max_age_seconds is not None and checked.sent_at < time.time() - source.max_age_seconds:
+            raise Invalid("SENT_AT", f"sent_at older than {source.max_age_seconds} s")
+        fingerprint = hashlib.sha256(_encode_sorted(data)).hexdigest()[:32]
+        return QueuedEvent(
+            id=new_event_id(),
+            source=source.name,
+            fingerprint=fingerprint,
+            received_at_us=time.time_ns() // 1000,
+            request_id=request_id,
+            body=body.decode("utf-8"),
+        )
+
+
+async def _check_rate(limiter: Limiter, source: str, per_minute: int, request_id: str) -> None:
+    verdict = await limiter.hit(source, per_minute, request_id)
+    if not verdict.allowed:
+        raise RateLimited.over(
+            f"more than {per_minute} requests a minute for this source",
+            limit=per_minute,
+            count=verdict.count,
+            retry_after=verdict.retry_after,
+        )
+
+
+def _validation_reject(message: str) -> Invalid:
+    missing = _MISSING.search(message)
+    located = _PATH_PART.search(message)
+    what = (missing or located).group(1) if (missing or located) else "DATA"  # type: ignore[union-attr]
+    detail = message.replace("`$.", "`data.").replace("`$`", "`data`")
+    return Invalid(what.upper(), detail)
+
+
+def _source_name(scope: Scope) -> str:
+    """The one path segment after `/webhooks/` (mounted or not); anything else names no source."""
+    path: str = scope["path"]
+    name = path.removeprefix("/webhooks").strip("/")
+    return "" if "/" in name else name
+
+
+def _label(source_name: str, sources: dict[str, Source]) -> str:
+    """Only configured names become label values: a scanner cannot blow up the metric."""
+    return source_name if source_name in sources else "unknown"
+
+
+async def _respond(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes, request_id: str) -> None:
+    headers += [(b"content-length", str(len(body)).encode()), (b"x-request-id", request_id.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

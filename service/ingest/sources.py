@@ -1,0 +1,81 @@
+"""Configured sources as ingest sees them: scheme, allow-list, limits.
+
+The client address is the socket peer unless that peer is a configured
+trusted proxy; only then is `X-Forwarded-For` read, right to left, skipping
+further trusted proxies. No other peer can choose its address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from schemas.settings import Settings, SourceSettings
+from schemas.signatures import SignatureScheme, scheme_for
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    scheme: SignatureScheme
+    allow: tuple[Network, ...]
+    max_age_seconds: int | None
+    rate_per_minute: int | None
+
+    def allows(self, address: Address | None) -> bool:
+        if not self.allow:
+            return True
+        return address is not None and any(address in network for network in self.allow)
+
+
+def _networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def build_sources(settings: Settings) -> dict[str, Source]:
+    return {source.name: _source(source) for source in settings.sources}
+
+
+def _source(source: SourceSettings) -> Source:
+    return Source(
+        name=source.name,
+        scheme=scheme_for(source.scheme, source.secrets),
+        allow=_networks(source.allow_ips),
+        max_age_seconds=source.max_age_seconds,
+        rate_per_minute=source.rate_per_minute,
+    )
+
+
+class ClientAddress:
+    def __init__(self, trusted_proxies: Sequence[str]) -> None:
+        self._trusted = _networks(trusted_proxies)
+
+    def resolve(self, peer: str | None, forwarded_for: bytes | None) -> Address | None:
+        address = _parse(peer)
+        if address is None or not self._is_trusted(address) or not forwarded_for:
+            return address
+        hops = [hop.strip() for hop in forwarded_for.decode("latin-1").split(",")]
+        for hop in reversed(hops):
+            hop_address = _parse(hop)
+            if hop_address is None:
+                return address  # a garbled header from behind our proxy: believe the proxy only
+            if not self._is_trusted(hop_address):
+                return hop_address
+            address = hop_address
+        return address
+
+    def _is_trusted(self, address: Address) -> bool:
+        return any(address in network for network in self._trusted)
+
+
+def _parse(text: str | None) -> Address | None:
+    if not text:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None

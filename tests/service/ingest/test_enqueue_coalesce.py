@@ -1,0 +1,93 @@
+"""Group commit on the consumer side: events join a store job still waiting in the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import msgspec
+import redis
+import redis.asyncio as aioredis
+from rq import Queue
+
+from schemas.ids import new_event_id
+from schemas.wire import QueuedEvent
+from service.ingest.enqueue import EventQueue
+from service.ingest.spool import Spool
+from tests.conftest import gxm_body
+from workers.shared.serializer import JSONSerializer
+
+QUEUE = "hookyard"
+
+
+def event(n: int) -> QueuedEvent:
+    body = gxm_body(payload={"n": n}, sent_at=1_700_000_000)
+    return QueuedEvent(
+        id=new_event_id(),
+        source="gxm",
+        fingerprint=hashlib.sha256(body).hexdigest()[:32],
+        received_at_us=1_700_000_000_000_000,
+        request_id=f"r{n}",
+        body=body.decode(),
+    )
+
+
+def enqueue(redis_url: str, tmp_path: Path, batches: list[list[QueuedEvent]], max_job_events: int = 500) -> None:
+    async def run() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            queue = EventQueue(client, QUEUE, Spool(tmp_path / "spool.db"), max_job_events)
+            for batch in batches:
+                assert await queue.enqueue(batch) == [""] * len(batch)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def queued_events(client: redis.Redis) -> list[int]:
+    queue = Queue(QUEUE, connection=client, serializer=JSONSerializer)
+    return [len(job.args[0]) for job in queue.get_jobs()]
+
+
+def test_waiting_job_takes_new_events_up_to_the_cap(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    enqueue(redis_url, tmp_path, [[event(1)], [event(2), event(3)], [event(4)], [event(5), event(6)]], max_job_events=4)
+
+    assert queued_events(redis_client) == [4, 2]
+    job = Queue(QUEUE, connection=redis_client, serializer=JSONSerializer).get_jobs()[0]
+    assert job.func_name == "workers.jobs.store_batch"
+    assert job.description == "store 4 event(s)"
+
+
+def test_a_taken_job_is_never_extended(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    enqueue(redis_url, tmp_path, [[event(1)]])
+    queue = Queue(QUEUE, connection=redis_client, serializer=JSONSerializer)
+    taken = Queue.dequeue_any([queue], None, connection=redis_client, serializer=JSONSerializer)
+    assert taken is not None
+
+    enqueue(redis_url, tmp_path, [[event(2)]])
+
+    taken[0].refresh()
+    assert len(taken[0].args[0]) == 1
+    assert queued_events(redis_client) == [1]
+
+
+def test_a_job_rq_saved_again_is_left_alone(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    enqueue(redis_url, tmp_path, [[event(1)]])
+    queue = Queue(QUEUE, connection=redis_client, serializer=JSONSerializer)
+    job = queue.get_jobs()[0]
+    job.save()  # what a retry does: RQ writes `data` compressed
+
+    enqueue(redis_url, tmp_path, [[event(2)]])
+
+    assert queued_events(redis_client) == [1, 1]
+
+
+def test_a_waiting_job_stops_growing_at_its_byte_cap(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    big = [event(n) for n in range(6)]
+    big = [msgspec.structs.replace(e, body=e.body + " " * 20_000) for e in big]  # ~20 KB each
+
+    enqueue(redis_url, tmp_path, [[e] for e in big])
+
+    assert queued_events(redis_client) == [3, 3]

@@ -1,0 +1,148 @@
+"""Retention: delete events older than a cutoff, a small batch at a time.
+
+Each batch is its own short transaction, so ingest and workers never wait
+behind a purge for more than one batch. On PostgreSQL rows another
+transaction holds (a worker updating a delivery) are skipped, not waited
+for; the next run takes them. After each batch commits, the purged events'
+de-duplication fingerprints are removed from Redis, so a re-delivery is a
+duplicate exactly as long as the first event is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import msgspec
+import redis
+from redis.commands.core import Script
+from sqlalchemy import delete, func, select
+from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.orm import Session
+
+from schemas.tables import DeliveryRow, EventRow
+
+FINGERPRINT_KEY = "hookyard:fp:{source}"
+"""Redis hash per source: field = event fingerprint (hex), value = event id."""
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+# Delete a fingerprint only while it still names the purged event: a newer
+# event that took the same fingerprint keeps its de-duplication.
+_HDEL_IF_OWNED = """
+local removed = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
+
+
+class PurgeReport(msgspec.Struct, kw_only=True):
+    cutoff: datetime
+    """Events received before this instant were (or, in a dry run, would be) deleted."""
+    events: int
+    deliveries: int
+    fingerprints: int
+    """De-duplication entries removed from Redis."""
+    batches: int
+    dry_run: bool
+
+
+class PurgeError(Exception):
+    """Redis failed after rows were deleted; their fingerprints may still be in Redis."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90d`, `12h`, `30m`, `3600s` or `2w`; anything else (or zero) is a ValueError."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration like 90d, 12h, 30m or 3600s")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def purge(
+    engine: Engine,
+    redis_client: redis.Redis,
+    older_than: timedelta,
+    batch_size: int = 1000,
+    now: datetime | None = None,
+    *,
+    dry_run: bool = False,
+) -> PurgeReport:
+    """Delete events received before `now - older_than`, their deliveries and fingerprints."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    cutoff = (now or datetime.now(UTC)) - older_than
+    if dry_run:
+        return _count(engine, cutoff)
+    events = deliveries = fingerprints = batches = 0
+    hdel = redis_client.register_script(_HDEL_IF_OWNED)
+    while True:
+        with Session(engine) as session, session.begin():
+            rows = (
+                session.execute(
+                    select(EventRow.id, EventRow.source, EventRow.fingerprint)
+                    .where(EventRow.received_at < cutoff)
+                    .order_by(EventRow.received_at, EventRow.id)
+                    .limit(batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+                .tuples()
+                .all()
+            )
+            if not rows:
+                break
+            ids = [event_id for event_id, _, _ in rows]
+            deliveries += _rowcount(session.execute(delete(DeliveryRow).where(DeliveryRow.event_id.in_(ids))))
+            events += _rowcount(session.execute(delete(EventRow).where(EventRow.id.in_(ids))))
+        batches += 1
+        try:
+            fingerprints += _forget_fingerprints(hdel, rows)
+        except redis.RedisError as exc:
+            raise PurgeError(
+                f"deleted {events} events but Redis failed while removing their fingerprints: {exc}"
+            ) from exc
+    return PurgeReport(
+        cutoff=cutoff,
+        events=events,
+        deliveries=deliveries,
+        fingerprints=fingerprints,
+        batches=batches,
+        dry_run=False,
+    )
+
+
+def _rowcount(result: object) -> int:
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def _forget_fingerprints(hdel: Script, rows: Sequence[tuple[str, str, str]]) -> int:
+    by_source: defaultdict[str, list[str]] = defaultdict(list)
+    for event_id, source, fingerprint in rows:
+        by_source[source].extend((fingerprint, event_id))
+    removed = 0
+    for source, pairs in by_source.items():
+        removed += int(hdel(keys=[FINGERPRINT_KEY.format(source=source)], args=pairs))
+    return removed
+
+
+def _count(engine: Engine, cutoff: datetime) -> PurgeReport:
+    with Session(engine) as session:
+        events = session.scalar(select(func.count()).where(EventRow.received_at < cutoff)) or 0
+        deliveries = (
+            session.scalar(
+                select(func.count())
+                .select_from(DeliveryRow)
+                .join(EventRow, EventRow.id == DeliveryRow.event_id)
+                .where(EventRow.received_at < cutoff)
+            )
+            or 0
+        )
+    return PurgeReport(cutoff=cutoff, events=events, deliveries=deliveries, fingerprints=0, batches=0, dry_run=True)

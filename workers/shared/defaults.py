@@ -1,0 +1,95 @@
+"""Every fixed number of the queue and the workers, each with its unit, and the RQ job options.
+
+Settings (`schemas.settings`) hold what an operator tunes; these are the
+numbers behind them. Both processes read them: ingest writes store jobs
+with these options from Lua, workers and replays queue run jobs with them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rq import Retry
+
+# --- the two RQ jobs -------------------------------------------------------------------------
+
+STORE_BATCH = "workers.jobs.store_batch"
+"""Job path of a store job (written by ingest's Lua script, or re-queued on hand-back)."""
+
+RUN_DELIVERIES = "workers.jobs.run_deliveries"
+"""Job path of a run job: retries, replays and the sweeper's recoveries."""
+
+JOB_RETRIES = 20
+"""RQ retries of a job whose worker died (`AbandonedJobError`) or that raised."""
+
+JOB_RETRY_INTERVALS = [1, 2, 5, 10, 30] + [60] * (JOB_RETRIES - 5)
+"""Seconds before each retry, one per retry: RQ reads this list from its end backwards
+(with fewer intervals than retries it repeats the first), so it lists all of them."""
+
+JOB_TIMEOUT = -1
+"""RQ job timeout: none, since each handler attempt has its own time limit."""
+
+STORE_JOB_FAILURE_TTL = 30 * 24 * 3600
+"""Seconds a store job that ran out of retries stays in RQ's FailedJobRegistry."""
+
+
+def job_options(description: str) -> dict[str, Any]:
+    """The keyword arguments every job we queue from Python gets (ingest's Lua writes the same)."""
+    return {
+        "job_timeout": JOB_TIMEOUT,
+        "result_ttl": 0,
+        "failure_ttl": STORE_JOB_FAILURE_TTL,
+        "retry": Retry(max=JOB_RETRIES, interval=JOB_RETRY_INTERVALS),
+        "description": description,
+    }
+
+
+# --- ingest's enqueue --------------------------------------------------------------------------
+
+ENQUEUE_BATCH = 256
+"""Events per Lua call: large enough for bursts, small enough to keep Redis responsive."""
+
+MAX_JOB_EVENTS = 500
+"""Default cap on events one store job collects (`[worker] batch_size`)."""
+
+MAX_JOB_BYTES = 64 * 1024
+"""A waiting job stops taking events at this size, in bytes: each append copies the job's data
+inside Redis, so a cap keeps that copy small (about 70 typical events: per-job costs are
+amortised well before that)."""
+
+REDIS_RETRY_SECONDS = 1.0
+"""After a Redis error, ingest sends batches straight to the spool this long before trying Redis again."""
+
+SPOOL_DRAIN_SECONDS = 1.0
+"""How often, in seconds, the API's drainer looks for spooled events to move into Redis."""
+
+# --- deliveries --------------------------------------------------------------------------------
+
+LEASE_GRACE_SECONDS = 2.0
+"""Added to the claimed handlers' time limits: a lease older than that means its worker died."""
+
+STALE_PENDING_SECONDS = 60.0
+"""A `pending` delivery never started this long after it was planned lost its job: the sweep re-queues it."""
+
+HANDLER_MISSING_RETRY_SECONDS = 30.0
+"""A worker that lacks a handler (mid rolling deploy) leaves its deliveries this long, uncharged."""
+
+MAX_ERROR_CHARS = 2000
+"""A delivery's `last_error` is cut to this many characters."""
+
+SWEEP_LIMIT = 1000
+"""Most stranded deliveries one sweep re-queues."""
+
+RUN_JOB_CHUNK = 100
+"""Delivery ids per run job when many are queued at once (replays, sweeps)."""
+
+DB_RETRY_MAX_SECONDS = 30.0
+"""Longest wait, in seconds, between tries while the database is unreachable."""
+
+# --- the worker process ------------------------------------------------------------------------
+
+SHUTDOWN_MARGIN_SECONDS = 15.0
+"""Added to the handler time limit: how long after SIGTERM the supervisor waits before SIGKILL."""
+
+REDIS_BLOCKING_MARGIN_SECONDS = 30.0
+"""A worker's Redis read timeout is `maintenance_seconds` plus this, so RQ's blocking dequeue fits."""
