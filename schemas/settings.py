@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from schemas.signatures import SCHEMES
+
 CONFIG_ENV = "HOOKYARD_CONFIG"
 DEFAULT_CONFIG_PATH = "hookyard.toml"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -62,7 +64,8 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
 
 class SourceSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     name: SourceName
-    scheme: Literal["gxm-sha256", "hmac-sha256"] = "gxm-sha256"
+    scheme: str = "gxm-sha256"
+    """A name in `schemas.signatures.SCHEMES`."""
     secrets: tuple[str, ...] = ()
     allow_ips: tuple[str, ...] = ()
     max_age_seconds: Positive | None = None
@@ -235,6 +238,8 @@ def _checked(settings: Settings) -> Settings:
             raise ConfigError(f"sources[{i}].name: duplicate source {source.name!r}")
         if not source.secrets or any(not secret for secret in source.secrets):
             raise ConfigError(f"sources[{i}].secrets: at least one non-empty secret is required")
+        if source.scheme not in SCHEMES:
+            raise ConfigError(f"sources[{i}].scheme: unknown scheme {source.scheme!r} (known: {', '.join(SCHEMES)})")
         for j, cidr in enumerate(source.allow_ips):
             _check_network(cidr, f"sources[{i}].allow_ips[{j}]")
     for j, cidr in enumerate(settings.server.trusted_proxies):

@@ -70,27 +70,3 @@ class Envelope(msgspec.Struct):
     data: Any
     meta: dict[str, Any] = msgspec.field(default_factory=dict)
     warnings: dict[str, Any] = msgspec.field(default_factory=dict)
-
-
-def error_envelope(status: int, code: str, detail: str, warnings: dict[str, Any] | None = None) -> Envelope:
-    return Envelope(data=ErrorData(status=status, detail=detail), meta={"code": code}, warnings=warnings or {})
-
-
-class Codes:
-    """`meta.code` values; one place so the API, ingest and tests agree."""
-
-    NOT_FOUND = "ERR:MSG:NOT_FOUND"
-    FORBIDDEN = "ERR:MSG:FORBIDDEN"
-    SIGNATURE = "ERR:MSG:SIGNATURE"
-    BODY_TOO_LARGE = "ERR:MSG:BODY_TOO_LARGE"
-    UNSUPPORTED_MEDIA_TYPE = "ERR:MSG:UNSUPPORTED_MEDIA_TYPE"
-    UNAVAILABLE = "ERR:MSG:UNAVAILABLE"
-    METHOD_NOT_ALLOWED = "ERR:MSG:METHOD_NOT_ALLOWED"
-    UNAUTHORIZED = "ERR:MSG:UNAUTHORIZED"
-    RATELIMITTED = "ERR:MSG:RATELIMITTED"
-    TIMEOUT = "ERR:MSG:TIMEOUT"
-    INTERNAL = "ERR:MSG:INTERNAL"
-
-    @staticmethod
-    def validation(what: str) -> str:
-        return f"ERR:MSG:VALIDATION:{what}"

@@ -8,8 +8,6 @@ Litestar, so the Litestar app alone behaves identically, only slower.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,18 +18,17 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from prometheus_client import make_asgi_app
 
 from schemas.settings import Settings, load_settings
-from service.api import ApiPlugin, document_ingest
-from service.api import route_handlers as api_route_handlers
+from service.api import ApiPlugin, document_ingest, router
 from service.errors import EXCEPTION_HANDLERS
 from service.health import live, ready
-from service.ingest import IngestApp
+from service.ingest.receive import IngestApp
+from service.request_ids import request_id as make_request_id
 from service.runtime import Runtime
-from workers.logs import configure_logging
+from workers.shared.logs import configure_logging
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Coroutine[Any, Any, None]]
 
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 VERSION = "0.1.0"
 
 
@@ -42,8 +39,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id")
-        request_id = given if given and _REQUEST_ID.match(given) else os.urandom(12).hex().encode()
+        request_id = make_request_id(dict(scope["headers"]).get(b"x-request-id")).encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
 
         async def send_with_id(message: dict[str, Any]) -> None:
@@ -99,7 +95,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         await ingest(scope, receive, send)
 
     litestar = Litestar(
-        route_handlers=[webhooks, live, ready, *api_route_handlers()],
+        route_handlers=[webhooks, live, ready, router()],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[runtime.start],
         on_shutdown=[runtime.stop],

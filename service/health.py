@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from schemas.wire import Envelope
 from service.errors import envelope_response
+from service.ingest.spool import SpoolError
 from service.runtime import Runtime
-from workers.spool import SpoolError
 
 
 class Component(msgspec.Struct):

@@ -14,9 +14,9 @@ import os
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from schemas.wire import Codes, error_envelope
+from schemas.errors import Invalid
 
-_BODY = msgspec.json.encode(error_envelope(400, Codes.validation("HTTP"), "malformed HTTP request"))
+_BODY = msgspec.json.encode(Invalid("HTTP", "malformed HTTP request").envelope())
 
 
 class EnvelopeHttpToolsProtocol(HttpToolsProtocol):

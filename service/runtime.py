@@ -14,36 +14,29 @@ import redis.asyncio as aioredis
 from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
-from service.ratelimit import IngestLimiter
-from service.sources import ClientAddress, Source, build_sources
-from workers.db import make_engine
-from workers.enqueue import EventQueue
-from workers.redis_conn import async_redis_from_url
-from workers.spool import Spool
-
-
-def async_redis(settings: Settings) -> aioredis.Redis:
-    return async_redis_from_url(
-        settings.redis.url, socket_timeout=settings.redis.socket_timeout_seconds, max_connections=512
-    )
+from service.ingest.enqueue import EventQueue
+from service.ingest.sources import ClientAddress, Source, build_sources
+from service.ingest.spool import Spool
+from service.limiter import Limiter
+from workers.shared.connections import Connections
 
 
 @dataclass
 class Runtime:
     settings: Settings
+    connections: Connections
     sources: dict[str, Source]
     client_address: ClientAddress
     spool: Spool
-    _redis: aioredis.Redis | None = None
     _queue: EventQueue | None = None
-    _engine: Engine | None = None
-    _limiter: IngestLimiter | None = None
+    _limiter: Limiter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         return cls(
             settings=settings,
+            connections=Connections(settings),
             sources=build_sources(settings),
             client_address=ClientAddress(settings.server.trusted_proxies),
             spool=Spool(settings.server.spool_path),
@@ -51,9 +44,7 @@ class Runtime:
 
     @property
     def redis(self) -> aioredis.Redis:
-        if self._redis is None:
-            self._redis = async_redis(self.settings)
-        return self._redis
+        return self.connections.async_redis
 
     @property
     def queue(self) -> EventQueue:
@@ -62,16 +53,14 @@ class Runtime:
         return self._queue
 
     @property
-    def limiter(self) -> IngestLimiter:
+    def limiter(self) -> Limiter:
         if self._limiter is None:
-            self._limiter = IngestLimiter(self.redis)
+            self._limiter = Limiter(self.redis, "ingest")
         return self._limiter
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = make_engine(self.settings.database)
-        return self._engine
+        return self.connections.engine
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.queue.drain_forever()))
@@ -82,11 +71,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
-            self._queue = None
-            self._limiter = None
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        self._queue = None
+        self._limiter = None
+        await self.connections.aclose()
+        await asyncio.to_thread(self.connections.close)

@@ -36,10 +36,10 @@ from schemas.migrate import upgrade
 from schemas.settings import DatabaseSettings, Settings, load_settings
 from schemas.wire import QueuedEvent
 from service.embedded_redis import EmbeddedRedis, free_port
+from service.ingest.enqueue import ENQUEUE_LUA, script_args
 from workers.context import WorkerContext, set_context
-from workers.db import make_engine
-from workers.enqueue import ENQUEUE_LUA, script_args
 from workers.registry import Registry
+from workers.shared.connections import make_engine
 from workers.worker import build_worker
 
 SECRET = "test-secret"
@@ -153,7 +153,7 @@ def migrate(url: str) -> None:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    """A migrated engine built the way production builds it (`workers.db.make_engine`)."""
+    """A migrated engine built the way production builds it (`workers.shared.connections.make_engine`)."""
     eng = make_engine(DatabaseSettings(url=database_url, pool_size=4))
     yield eng
     eng.dispose()

@@ -1,4 +1,4 @@
-"""Per-process state of a worker: settings, database, handler registry, RQ queue.
+"""Per-process state of a worker: settings, connections, handler registry, progress, stop flag.
 
 RQ calls jobs as plain module functions, so they find their context here.
 It is built once per process (never shared across `fork()`), by the worker
@@ -8,41 +8,43 @@ at start or lazily from the environment.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import redis
+import structlog
 from rq import Queue
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.settings import Settings, load_settings
-from workers.db import make_engine, session_factory
 from workers.progress import Progress
-from workers.redis_conn import redis_from_url
 from workers.registry import REGISTRY, Registry
-from workers.serializer import JSONSerializer
+from workers.shared.connections import Connections
+from workers.shared.defaults import DB_RETRY_MAX_SECONDS
+
+log = structlog.get_logger("hookyard.worker")
+T = TypeVar("T")
 
 
-def sync_redis(settings: Settings) -> redis.Redis:
-    """Its read timeout outlasts RQ's blocking dequeue (`maintenance_seconds`)."""
-    return redis_from_url(
-        settings.redis.url,
-        socket_timeout=settings.worker.maintenance_seconds + 30.0,
-        connect_timeout=settings.redis.socket_timeout_seconds,
-    )
+class HandBack(Exception):
+    """The worker is stopping while the database is away: requeue instead of waiting."""
+
+
+def database_down(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @dataclass
 class WorkerContext:
     settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
+    connections: Connections
     registry: Registry
-    redis: redis.Redis
-    queue: Queue
-    single_statements: sessionmaker[Session] | None = None
-    """PostgreSQL: autocommit sessions for the batch writes that are one statement each
-    (atomic by themselves), saving BEGIN and COMMIT round trips. None on SQLite."""
     progress: Progress = field(default_factory=lambda: Progress(None))
     """Which claimed delivery runs now, for the supervisor if this process dies."""
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -57,29 +59,54 @@ class WorkerContext:
         progress_path: str | None = None,
     ) -> WorkerContext:
         if load_plugins:
-            registry.load(settings.handlers.modules)
-        engine = make_engine(settings.database)
-        autocommit = make_engine(settings.database, autocommit=True) if engine.dialect.name == "postgresql" else None
-        connection = sync_redis(settings)
+            registry.load_configured(settings.handlers)
         return cls(
             settings=settings,
-            engine=engine,
-            sessions=session_factory(engine),
-            single_statements=session_factory(autocommit) if autocommit is not None else None,
+            connections=Connections(settings, blocking=True),
             registry=registry,
-            redis=connection,
-            queue=Queue(settings.redis.queue, connection=connection, serializer=JSONSerializer),
             progress=Progress(progress_path),
         )
 
+    @property
+    def engine(self) -> Engine:
+        return self.connections.engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self.connections.sessions
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self.connections.redis
+
+    @property
+    def queue(self) -> Queue:
+        return self.connections.queue
+
+    def with_database(self, work: Callable[[], T]) -> T:
+        """Run `work`, waiting out database outages with capped exponential backoff.
+
+        If the worker is asked to stop meanwhile, `HandBack` tells the job to put its
+        work back on the queue, so nothing is failed or lost because the database was away.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return work()
+            except Exception as exc:
+                if not database_down(exc):
+                    raise
+                log.warning("database_unavailable", error=type(exc).__name__, retry_in_seconds=delay)
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                if self.stopping.is_set():
+                    raise HandBack
+                time.sleep(min(0.2, delay))
+            delay = min(delay * 2, DB_RETRY_MAX_SECONDS)
+
     def close(self) -> None:
-        self.engine.dispose()
-        if self.single_statements is not None:
-            bind = self.single_statements.kw.get("bind")
-            if isinstance(bind, Engine):
-                bind.dispose()
+        self.connections.close()
         self.progress.close()
-        self.redis.close()
 
 
 _current: WorkerContext | None = None

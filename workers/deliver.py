@@ -30,18 +30,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from schemas.settings import HandlerSettings
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from workers.bulk import record_complete, record_outcomes, set_status
-from workers.defaults import LEASE_GRACE_SECONDS
 from workers.event import Event, PermanentError
 from workers.progress import Progress
 from workers.registry import HandlerSpec, Registry
+from workers.shared.defaults import HANDLER_MISSING_RETRY_SECONDS, LEASE_GRACE_SECONDS, MAX_ERROR_CHARS
 from workers.store import Claimed, StoredEvent
 
 log = structlog.get_logger("hookyard.deliver")
 
 _decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
-MAX_ERROR_CHARS = 2000
-HANDLER_MISSING_RETRY_SECONDS = 30.0
-"""A worker that lacks a handler (mid rolling deploy) leaves its deliveries this long, uncharged."""
 
 
 class HandlerTimeout(Exception):

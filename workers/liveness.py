@@ -17,7 +17,7 @@ import sys
 import redis
 
 from schemas.settings import ConfigError, load_settings
-from workers.redis_conn import redis_from_url
+from workers.shared.connections import redis_from_url
 
 WORKERS_SET = "rq:workers"
 """RQ's set of registered worker keys."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from functools import partial
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
 
 import msgspec
 
+from schemas.settings import HandlerSettings
 from workers.event import Event
 
 ENTRY_POINT_GROUP = "hookyard.handlers"
@@ -138,18 +140,33 @@ class Registry:
         self._handlers.clear()
         self._loaded_modules.clear()
 
-    def load(self, modules: Iterable[str], *, use_entry_points: bool = True) -> None:
-        """Import configured modules and entry points; their `@handler`s register themselves."""
-        for module in modules:
-            self._import(module, origin=f"[handlers] modules: {module}")
-        if use_entry_points:
-            for entry in entry_points(group=ENTRY_POINT_GROUP):
-                try:
-                    loaded = entry.load()
-                except Exception as exc:
-                    raise HandlerError(f"entry point {entry.name!r} ({entry.value}) failed: {exc}") from exc
-                if isinstance(loaded, HandlerSpec):
-                    self.add(loaded)
+    def load_configured(
+        self, settings: HandlerSettings, *, on_error: Callable[[HandlerError], None] | None = None
+    ) -> None:
+        """Import `[handlers] modules`, then the `hookyard.handlers` entry points: the one policy
+        every process uses. A module or entry point that fails raises `HandlerError`, or, with
+        `on_error` (the API, `hookyard replay`), is reported there and the rest still load."""
+
+        def attempt(load: Callable[[], None]) -> None:
+            try:
+                load()
+            except HandlerError as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+
+        for module in settings.modules:
+            attempt(partial(self._import, module, f"[handlers] modules: {module}"))
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            attempt(partial(self._load_entry_point, entry))
+
+    def _load_entry_point(self, entry: EntryPoint) -> None:
+        try:
+            loaded = entry.load()
+        except Exception as exc:
+            raise HandlerError(f"entry point {entry.name!r} ({entry.value}) failed: {exc}") from exc
+        if isinstance(loaded, HandlerSpec):
+            self.add(loaded)
 
     def _import(self, module: str, origin: str) -> None:
         if module in self._loaded_modules:

@@ -34,11 +34,11 @@ from rq.queue import Queue
 
 from schemas.settings import Settings, load_settings
 from workers.context import WorkerContext, set_context
-from workers.db import make_engine
 from workers.jobs import reconcile
-from workers.logs import configure_logging
 from workers.progress import give_back, never_started
-from workers.serializer import JSONSerializer
+from workers.shared.connections import make_engine
+from workers.shared.logs import configure_logging
+from workers.shared.serializer import JSONSerializer
 
 log = structlog.get_logger("hookyard.worker")
 

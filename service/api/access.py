@@ -11,10 +11,9 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from schemas.wire import Codes
+from schemas.errors import Forbidden, RateLimited, Unauthorized
 from service.api.auth import presented_key
 from service.api.state import api_state
-from service.errors import ApiError
 
 
 def request_id(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -26,25 +25,16 @@ async def require_key(connection: ASGIConnection[Any, Any, Any, Any], handler: B
     given = presented_key(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
     key = None if given is None else state.keys.identify(given)
     if key is None:
-        raise ApiError(
-            401,
-            Codes.UNAUTHORIZED,
+        raise Unauthorized(
             "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
-            headers={"WWW-Authenticate": "Bearer"},
+            headers=(("www-authenticate", "Bearer"),),
         )
     role = str(handler.opt.get("role", "read"))
     if not key.allows(role):
-        raise ApiError(403, Codes.FORBIDDEN, f"this call needs an {role} key")
+        raise Forbidden(f"this call needs an {role} key")
     verdict = await state.limiter.hit(key.name, key.rate_per_minute, request_id(connection))
     if not verdict.allowed:
-        raise ApiError(
-            429,
-            Codes.RATELIMITTED,
-            "too many requests",
-            headers={"Retry-After": str(verdict.retry_after)},
-            warnings={
-                "limits": {"requests_per_minute": key.rate_per_minute},
-                "current": {"requests": verdict.count},
-            },
+        raise RateLimited.over(
+            "too many requests", limit=key.rate_per_minute, count=verdict.count, retry_after=verdict.retry_after
         )
     connection.scope.setdefault("state", {})["api_key"] = key.name

@@ -16,16 +16,13 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from schemas.api import CursorKey
+from schemas.errors import Invalid
 from schemas.ids import is_event_id
 
 VERSION = 1
 _decode = msgspec.msgpack.Decoder(CursorKey).decode
 _encode = msgspec.msgpack.Encoder().encode
 _MAX_CURSOR_CHARS = 256
-
-
-class CursorError(ValueError):
-    """Garbage, or a cursor made for another query."""
 
 
 def to_micros(value: datetime) -> int:
@@ -43,20 +40,20 @@ def encode_cursor(received_at: datetime, event_id: str, order: str, query: str) 
 
 
 def decode_cursor(text: str, order: str, query: str) -> tuple[datetime, str]:
-    """The (received_at, id) to continue after; `CursorError` if it is not ours or not for this query."""
+    """The (received_at, id) to continue after; `Invalid` if it is not ours or not for this query."""
     if len(text) > _MAX_CURSOR_CHARS:
-        raise CursorError("cursor is too long")
+        raise Invalid("CURSOR", "cursor is too long")
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         key = _decode(raw)
     except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise CursorError("cursor is not one this API gave out") from None
+        raise Invalid("CURSOR", "cursor is not one this API gave out") from None
     if key.version != VERSION or not is_event_id(key.id):
-        raise CursorError("cursor is not one this API gave out")
+        raise Invalid("CURSOR", "cursor is not one this API gave out")
     if key.order != order or key.query != query:
-        raise CursorError("cursor belongs to a query with other filters or order")
+        raise Invalid("CURSOR", "cursor belongs to a query with other filters or order")
     try:
         position = from_micros(key.received_at_us)
     except (OverflowError, ValueError):
-        raise CursorError("cursor is not one this API gave out") from None
+        raise Invalid("CURSOR", "cursor is not one this API gave out") from None
     return position, key.id

@@ -25,6 +25,7 @@ from litestar.openapi.spec import (
 )
 
 from schemas.api import ErrorEnvelope, RateLimitedEnvelope
+from schemas.signatures import SCHEMES
 from schemas.wire import ACTION_PATTERN, MAX_SENT_AT
 
 _DESCRIPTIONS = {
@@ -122,17 +123,20 @@ def document_ingest(openapi: OpenAPI) -> None:
         post=Operation(
             tags=["ingest"],
             summary="Receive a signed webhook",
-            description="Checks the source, client IP, signature (`X-GXM-APISIGNATURE`), size, "
-            "content type and body, in that order, then queues the event.",
+            description="Checks the source, client IP, signature (the header of the source's scheme), "
+            "size, content type and body, in that order, then queues the event.",
             operation_id="IngestWebhook",
             parameters=[
                 Parameter(name="source", param_in="path", required=True, schema=Schema(type=OpenAPIType.STRING)),
-                Parameter(
-                    name="X-GXM-APISIGNATURE",
-                    param_in="header",
-                    required=True,
-                    schema=Schema(type=OpenAPIType.STRING),
-                    description="hex sha256 of the source's secret",
+                *(
+                    Parameter(
+                        name=scheme.header,
+                        param_in="header",
+                        required=False,
+                        schema=Schema(type=OpenAPIType.STRING),
+                        description=f"the signature of sources whose scheme is `{scheme.name}`",
+                    )
+                    for scheme in SCHEMES.values()
                 ),
             ],
             request_body=RequestBody(content={"application/json": OpenAPIMediaType(schema=body)}, required=True),

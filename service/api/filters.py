@@ -3,8 +3,8 @@
 Each filter becomes SQL that an index serves (`action` exact, `RESOURCE:*`
 on `resource`, `*:VERB` on `verb`, each indexed with `received_at, id`), and
 the same test in Python for the stream, which filters rows it already read
-by `seq`. Bad values raise `FilterError` naming what was wrong; the API turns
-it into `400 ERR:MSG:VALIDATION:<WHAT>`, the CLI into exit 2.
+by `seq`. Bad values raise `Invalid` naming what was wrong: `400
+ERR:MSG:VALIDATION:<WHAT>` from the API, exit 2 from the CLI.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, not_
 
+from schemas.errors import Invalid
 from schemas.tables import EventRow, EventStatus
 
 _NAME = r"[A-Z][A-Z0-9_]*"
@@ -25,15 +26,9 @@ _ACTION_FILTER = re.compile(ACTION_FILTER_PATTERN)
 MAX_ACTION_LENGTH = 128
 
 
-class FilterError(ValueError):
-    def __init__(self, what: str, message: str) -> None:
-        super().__init__(message)
-        self.what = what
-
-
 def parse_action(value: str) -> str:
     if len(value) > MAX_ACTION_LENGTH or not _ACTION_FILTER.match(value):
-        raise FilterError("ACTION", f"action {value!r} is not an action, RESOURCE:* or *:VERB")
+        raise Invalid("ACTION", f"action {value!r} is not an action, RESOURCE:* or *:VERB")
     return value
 
 
@@ -42,7 +37,7 @@ def parse_time(value: str, what: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise FilterError(what.upper(), f"{what}: {value!r} is not an ISO 8601 time") from None
+        raise Invalid(what.upper(), f"{what}: {value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -50,7 +45,7 @@ def parse_time(value: str, what: str) -> datetime:
 
 def parse_status(value: str) -> str:
     if value not in EventStatus.ALL:
-        raise FilterError("STATUS", f"status must be one of {', '.join(EventStatus.ALL)}")
+        raise Invalid("STATUS", f"status must be one of {', '.join(EventStatus.ALL)}")
     return value
 
 

@@ -65,8 +65,6 @@ async def stop_api(app: Litestar) -> None:
     if tasks:
         await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
     app.state.api_tasks = []
-    if state is not None:
-        state.close()
 
 
 class ApiPlugin(InitPlugin):

@@ -1,7 +1,7 @@
 """What the read API keeps per process, built at start-up (or on first use).
 
-The RQ queue used by replay is synchronous and lazy (no Redis connection
-until the first replay) and is only touched from worker threads.
+Redis, the RQ queue and the engine are the process's `Connections` (through
+the runtime); the sync ones are touched only from worker threads.
 """
 
 from __future__ import annotations
@@ -10,18 +10,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import redis
 import structlog
 from litestar.params import Dependency
-from rq import Queue
 from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
 from service.api.auth import KeyRing
-from service.api.ratelimit import RateLimiter
+from service.limiter import Limiter
 from service.runtime import Runtime
 from workers.registry import REGISTRY, HandlerError, Registry
-from workers.serializer import JSONSerializer
+from workers.shared.connections import Connections
 
 log = structlog.get_logger("hookyard.api")
 
@@ -30,11 +28,8 @@ log = structlog.get_logger("hookyard.api")
 class ApiState:
     runtime: Runtime
     keys: KeyRing
-    limiter: RateLimiter
+    limiter: Limiter
     registry: Registry
-    _queue: Queue | None = None
-    _redis: redis.Redis | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     closing: threading.Event = field(default_factory=threading.Event)
     """Set when the server is stopping: live streams end so shutdown does not wait on them."""
 
@@ -43,7 +38,7 @@ class ApiState:
         return cls(
             runtime=runtime,
             keys=KeyRing.from_settings(runtime.settings),
-            limiter=RateLimiter(runtime.redis),
+            limiter=Limiter(runtime.redis, "api"),
             registry=registry,
         )
 
@@ -52,42 +47,20 @@ class ApiState:
         return self.runtime.settings
 
     @property
+    def connections(self) -> Connections:
+        return self.runtime.connections
+
+    @property
     def engine(self) -> Engine:
         return self.runtime.engine
 
-    def queue(self) -> Queue:
-        """The RQ queue for replays (sync; call from a thread)."""
-        with self._lock:
-            if self._queue is None:
-                timeout = self.settings.redis.socket_timeout_seconds
-                self._redis = redis.Redis.from_url(
-                    self.settings.redis.url, socket_timeout=timeout, socket_connect_timeout=timeout
-                )
-                self._queue = Queue(self.settings.redis.queue, connection=self._redis, serializer=JSONSerializer)
-            return self._queue
-
-    def sync_redis(self) -> redis.Redis:
-        self.queue()
-        assert self._redis is not None
-        return self._redis
-
     def load_handlers(self) -> None:
-        """Import configured handler modules one by one; a broken one is a warning, not an outage."""
-        for module in self.settings.handlers.modules:
-            try:
-                self.registry.load([module], use_entry_points=False)
-            except HandlerError as exc:
-                log.warning("handler_module_not_loaded", module=module, error=str(exc)[:300])
-        try:
-            self.registry.load([], use_entry_points=True)
-        except HandlerError as exc:
-            log.warning("handler_entry_point_not_loaded", error=str(exc)[:300])
+        """Load configured handlers; a broken module is a warning here, not an outage."""
 
-    def close(self) -> None:
-        if self._redis is not None:
-            self._redis.close()
-            self._redis = None
-            self._queue = None
+        def warn(exc: HandlerError) -> None:
+            log.warning("handler_module_not_loaded", error=str(exc)[:300])
+
+        self.registry.load_configured(self.settings.handlers, on_error=warn)
 
 
 def api_state(app: Any) -> ApiState:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from schemas.settings import ConfigError, Settings, load_settings
-from service.cli._common import UsageError
+from service.cli._common import Unreachable, UsageError
 
 
 def command_modules() -> list[str]:
@@ -54,6 +54,9 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     except UsageError as exc:
         print(f"hookyard {args.command}: {exc}", file=sys.stderr)
         return 2
+    except Unreachable as exc:
+        print(f"hookyard {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return code

@@ -17,7 +17,6 @@ What is checked, and with what:
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import pytest
 import yaml
 
 from schemas.settings import load_settings
-from service.cli_ops import add_ops_commands
+from service.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -274,9 +273,7 @@ def test_workloads_run_hookyard_commands_with_config_and_secrets():
 
 def test_purge_cronjob_arguments_parse_as_the_cli_will():
     args = _container(_one("CronJob", "hookyard-purge"))["args"]
-    parser = argparse.ArgumentParser(prog="hookyard")
-    add_ops_commands(parser.add_subparsers(dest="command", required=True))
-    parsed = parser.parse_args(args[1:])
+    parsed = build_parser().parse_args(args[1:])
     assert (parsed.command, parsed.older_than, parsed.dry_run) == ("purge", "90d", False)
 
 

@@ -26,7 +26,7 @@ from rq import Queue
 from schemas.settings import load_settings
 from service.embedded_redis import free_port
 from tests.conftest import SECRET, Config, Process, make_url_db, migrate, wait_http, write_config
-from workers.serializer import JSONSerializer
+from workers.shared.serializer import JSONSerializer
 
 OTHER_SECRET = "rotated-secret"
 QUEUE_KEY = "rq:queue:hookyard"

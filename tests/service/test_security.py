@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.signatures import GxmSha256
+from schemas.signatures.gxm_sha256 import GxmSha256
 from tests.conftest import SECRET, SIGNATURE, Config, ConfigFactory, Process, gxm_body, gxm_headers, wait_http
 from tests.service.conftest import LIMITED_RATE, IngestServer, assert_error
 

@@ -10,7 +10,7 @@ import httpx
 import msgspec
 
 from service.api.reads import StreamRow
-from service.api.stream import Cursor
+from service.api.routes.stream import Cursor
 from tests.conftest import gxm_body, gxm_headers
 from tests.service.api.conftest import ADMIN
 

@@ -1,0 +1,42 @@
+"""Signature schemes: how a source proves it sent a webhook, one module per scheme.
+
+Each module defines one class behind `SignatureScheme` and names it
+`SCHEME`; `SCHEMES` is built from the modules, so adding a scheme is adding
+a module (settings accept its name, `hookyard sign` and the OpenAPI document
+know its header). A scheme that does not cover the body (`needs_body =
+False`) is checked from the headers before any body byte is read; one that
+does is checked right after the bounded body read, before parsing. Checks
+take the same time whatever the header holds: both sides are hashed to
+fixed-length digests and every active secret is compared, with no early
+return.
+
+The schemes live in `schemas` because both processes use them: ingest
+verifies, and forwards sign what workers send.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Sequence
+
+from schemas.signatures._base import SignatureScheme
+
+__all__ = ["SCHEMES", "SignatureScheme", "scheme_for"]
+
+
+def _collect() -> dict[str, type[SignatureScheme]]:
+    found: dict[str, type[SignatureScheme]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        if not info.name.startswith("_"):
+            scheme: type[SignatureScheme] = importlib.import_module(f"{__name__}.{info.name}").SCHEME
+            found[scheme.name] = scheme
+    return found
+
+
+SCHEMES = _collect()
+"""Scheme name -> class, one per module of this package."""
+
+
+def scheme_for(name: str, secrets: Sequence[str]) -> SignatureScheme:
+    return SCHEMES[name](secrets)

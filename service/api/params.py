@@ -1,0 +1,52 @@
+"""Query parameters the event list and the live stream share, and how they are checked.
+
+Each bad value raises `Invalid` naming the parameter (`ERR:MSG:VALIDATION:SELECT`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar.params import Parameter
+
+from schemas.api import EventStatusName
+from schemas.errors import Invalid
+from service.api.filters import ACTION_FILTER_PATTERN, MAX_ACTION_LENGTH
+
+SELECTABLE = ("payload", "deliveries")
+
+SourceParam = Annotated[str | None, Parameter(description="Only events from this source (unknown: empty page)")]
+ActionParam = Annotated[
+    str | None,
+    Parameter(
+        description="An exact action, `RESOURCE:*` or `*:VERB` (`*` is exactly one part)",
+        pattern=ACTION_FILTER_PATTERN,
+        max_length=MAX_ACTION_LENGTH,
+    ),
+]
+StatusParam = Annotated[EventStatusName | None, Parameter(description="Only events in this status")]
+SinceParam = Annotated[str | None, Parameter(description="ISO 8601; events received at or after it")]
+UntilParam = Annotated[str | None, Parameter(description="ISO 8601; events received before it")]
+SelectParam = Annotated[
+    str | None,
+    Parameter(
+        query="select",
+        description="Comma-separated extras: `payload`, `deliveries` (a leading `-` excludes one)",
+    ),
+]
+
+
+def parse_select(value: str | None) -> set[str]:
+    chosen: set[str] = set()
+    for item in (value or "").split(","):
+        name = item.strip()
+        if not name:
+            continue
+        bare = name.removeprefix("-")
+        if bare not in SELECTABLE:
+            raise Invalid("SELECT", f"select: {bare!r} is not one of {', '.join(SELECTABLE)}")
+        if name.startswith("-"):
+            chosen.discard(bare)
+        else:
+            chosen.add(bare)
+    return chosen
