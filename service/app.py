@@ -24,12 +24,11 @@ from service.health import live, ready
 from service.ingest.receive import IngestApp
 from service.request_ids import request_id as make_request_id
 from service.runtime import Runtime
+from service.version import version
 from workers.shared.logs import configure_logging
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Coroutine[Any, Any, None]]
-
-VERSION = "0.1.0"
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -101,7 +100,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         on_shutdown=[runtime.stop],
         openapi_config=OpenAPIConfig(
             title="hookyard",
-            version=VERSION,
+            version=version(),
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
         ),

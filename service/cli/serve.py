@@ -5,22 +5,36 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-import uvicorn
+from service.cli._common import Subparsers, add_parser, positive, settings_with
 
-from schemas.settings import Settings
-from service.cli._common import Subparsers, positive, settings_with
+if TYPE_CHECKING:
+    from schemas.settings import Settings
 
 
 def add_command(commands: Subparsers) -> None:
-    serve = commands.add_parser("serve", help="run the HTTP API")
-    serve.add_argument("--host", help="bind address (default: server.host)")
-    serve.add_argument("--port", type=int, help="port (default: server.port)")
-    serve.add_argument("--workers", type=positive, default=1, help="API processes (default 1)")
+    serve = add_parser(
+        commands,
+        "serve",
+        summary="run the HTTP API",
+        description="Serve ingest (POST /webhooks/SOURCE), the /v1 read API, /health/* and /metrics under "
+        "uvicorn. SIGTERM drains in-flight requests, then exits 0.",
+        examples=[
+            "hookyard serve",
+            "hookyard serve --host 0.0.0.0 --port 8000 --workers 4",
+            "HOOKYARD_LOG_ACCESS=true hookyard serve   # one JSON access-log line per request",
+        ],
+    )
+    serve.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: server.port, 8000)")
+    serve.add_argument("--workers", type=positive, default=1, help="API processes")
     serve.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, _settings: Settings) -> int:
+    import uvicorn  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
+
     overrides = {}
     if args.host:
         overrides["HOOKYARD_SERVER_HOST"] = args.host

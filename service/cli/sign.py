@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from schemas.settings import Settings
-from schemas.signatures import SignatureScheme, scheme_for
-from service.cli._common import Subparsers, UsageError
+from service.cli._common import Subparsers, UsageError, add_parser
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+    from schemas.signatures import SignatureScheme
 
 
 def add_command(commands: Subparsers) -> None:
-    sign = commands.add_parser("sign", help="print the signature header for a source's secret")
-    sign.add_argument("--source", default="gxm")
+    sign = add_parser(
+        commands,
+        "sign",
+        summary="print the signature header for a source's secret",
+        description="Print the header a vendor must send for a source (for schemes that sign the secret "
+        "itself, like gxm-sha256); for schemes that sign each body, says to hand over the secret.",
+        examples=["hookyard sign", "hookyard sign --source stripe"],
+    )
+    sign.add_argument("--source", default="gxm", help="a configured source name")
     sign.set_defaults(func=run)
 
 
 def scheme_of(settings: Settings, source_name: str) -> tuple[SignatureScheme, str]:
     """The source's scheme and the secret a test sender signs with (the first, newest-listed)."""
+    from schemas.signatures import scheme_for  # noqa: PLC0415 - commands import the stack when they run
+
     source = settings.source(source_name)
     if source is None:
         names = ", ".join(s.name for s in settings.sources) or "none configured"

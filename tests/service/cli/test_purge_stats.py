@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +53,8 @@ def seeded(settings, redis_client) -> str:
 
 def test_purge_reports_what_it_deleted(settings, seeded, redis_client, capsys):
     assert _run(["purge", "--older-than", "90d", "--batch-size", "1"], settings) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err.splitlines()[-1].startswith("hookyard purge: 2/2 events (100%)")  # progress goes to stderr
     assert "deleted 2 events and 4 deliveries received before" in out
     assert "removed 2 fingerprints in 2 batches" in out
     assert redis_client.hlen(FINGERPRINT_KEY.format(source=seeded)) == 1
@@ -125,3 +131,40 @@ def test_since_accepts_ages_and_times():
     assert parse_since("24h", now) == now - timedelta(hours=24)
     assert parse_since("2026-11-01T00:00:00+01:00", now) == datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
     assert parse_since("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.mark.timeout(60)
+def test_purge_on_a_terminal_draws_a_progress_bar(settings, seeded, redis_client):
+    """On a terminal (a pty here) the progress is rich's bar, on stderr; stdout keeps only the report."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
+    env |= {"HOOKYARD_DATABASE_URL": settings.database.url, "HOOKYARD_REDIS_URL": settings.redis.url}
+    env |= {"COLUMNS": "100", "TERM": "xterm"}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "service.cli", "purge", "--older-than", "90d", "--batch-size", "1"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        os.close(secondary)
+        screen = b""
+        while select.select([primary], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        os.close(primary)
+    assert result.returncode == 0
+    assert result.stdout.startswith("deleted 2 events and 4 deliveries")
+    text = screen.decode("utf-8", "replace")
+    assert "hookyard purge" in text
+    assert "━" in text  # the bar
+    assert "2/2" in text
