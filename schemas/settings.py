@@ -100,6 +100,8 @@ class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    access: bool = False
+    """One `http_request` line per HTTP request (uvicorn's access log, with its request_id)."""
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import structlog
 from litestar import Litestar
 from litestar.handlers import asgi
 from litestar.openapi import OpenAPIConfig
@@ -40,6 +41,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             return
         request_id = make_request_id(dict(scope["headers"]).get(b"x-request-id")).encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
+        structlog.contextvars.bind_contextvars(request_id=request_id.decode())  # this request's task only
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -37,7 +37,9 @@ def add_command(commands: Subparsers) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.migrate import current, history, pending, upgrade  # noqa: PLC0415 - imported when run
+    from workers.shared.logs import configure_logging  # noqa: PLC0415
 
+    configure_logging(settings.log)  # Alembic's own lines, in our format on stderr
     with connected(settings) as connections:
         engine = connections.engine
         where = engine.url.render_as_string(hide_password=True)

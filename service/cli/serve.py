@@ -35,12 +35,15 @@ def add_command(commands: Subparsers) -> None:
 def run(args: argparse.Namespace, _settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
 
+    from workers.shared.logs import configure_logging  # noqa: PLC0415
+
     overrides = {}
     if args.host:
         overrides["HOOKYARD_SERVER_HOST"] = args.host
     if args.port is not None:
         overrides["HOOKYARD_SERVER_PORT"] = str(args.port)
     settings = settings_with(overrides)
+    configure_logging(settings.log)  # uvicorn's own lines (and its supervisor's) in our format
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
@@ -51,8 +54,9 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
         workers=args.workers,
         loop="uvloop",
         http="service.http_protocol:EnvelopeHttpToolsProtocol",
-        access_log=False,
-        log_level="warning",
+        access_log=settings.log.access,
+        log_config=None,  # no handlers of uvicorn's own: its records reach workers.shared.logs'
+        log_level=settings.log.level,
         timeout_graceful_shutdown=20,
         server_header=False,
     )

@@ -80,6 +80,8 @@ class IngestApp:
         headers = dict(scope["headers"])
         request_id = make_request_id(headers.get(b"x-request-id"))
         source_name = _source_name(scope)
+        # Every line inside this request, ours or a library's, carries its request_id (the task's own context).
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             status, envelope = await self._ingest(scope, receive, headers, source_name, request_id)
             response = status, [(b"content-type", b"application/json")], _encode(envelope)
