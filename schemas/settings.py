@@ -48,6 +48,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     """A sender that has not finished its body by then gets 408."""
     spool_path: str = "var/spool.db"
     """The fsync'd file that holds accepted events while Redis is away."""
+    metrics_port: Port | None = None
+    """`/metrics` is served on this port only (no key; keep it off the internet). Unset: on `port`, behind
+    an API key (any role), so the ingest port never shows it to strangers."""
 
 
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -18,11 +18,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from prometheus_client import make_asgi_app
 
+from schemas.errors import HookyardError, NotFound, Unauthorized
 from schemas.settings import Settings, load_settings
 from service.api import ApiPlugin, document_ingest, router
-from service.errors import EXCEPTION_HANDLERS
+from service.api.auth import KeyRing, presented_key
+from service.errors import EXCEPTION_HANDLERS, render
 from service.health import live, ready
 from service.ingest.receive import IngestApp
+from service.metrics import http_metrics, scrape_registry
 from service.request_ids import request_id as make_request_id
 from service.runtime import Runtime
 from service.version import version
@@ -55,13 +58,46 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-class HookyardApp:
-    """Top-level ASGI callable: the ingest fast path, then Litestar."""
+def metrics_endpoint(settings: Settings) -> ASGIApp:
+    """`/metrics`: on `[server] metrics_port` as it is, on the main port only for a valid API key."""
+    exposition = make_asgi_app(scrape_registry())
+    if settings.server.metrics_port is not None:
+        return exposition
+    keys = KeyRing.from_settings(settings)
 
-    def __init__(self, litestar: Litestar, ingest: IngestApp, metrics: ASGIApp) -> None:
-        self.litestar = request_id_middleware(litestar)  # type: ignore[arg-type]
+    async def behind_a_key(scope: Scope, receive: Any, send: Any) -> None:
+        headers = dict(scope["headers"])
+        given = presented_key(
+            headers.get(b"authorization", b"").decode("latin-1"), headers.get(b"x-api-key", b"").decode("latin-1")
+        )
+        if given is None or keys.identify(given) is None:
+            await send_error(
+                send,
+                Unauthorized(
+                    "/metrics needs an API key (Authorization: Bearer <key> or X-API-Key), "
+                    "or set [server] metrics_port",
+                    headers=(("www-authenticate", "Bearer"),),
+                ),
+            )
+            return
+        await exposition(scope, receive, send)
+
+    return behind_a_key
+
+
+class HookyardApp:
+    """Top-level ASGI callable: the ingest fast path, `/metrics`, then Litestar.
+
+    With `[server] metrics_port`, `hookyard serve` listens there too: a request that
+    arrived on that port gets `/metrics` and nothing else, and the main port has no `/metrics`.
+    """
+
+    def __init__(self, litestar: Litestar, ingest: IngestApp, metrics: ASGIApp, metrics_port: int | None) -> None:
+        self.litestar = request_id_middleware(http_metrics(litestar))  # type: ignore[arg-type]
         self.ingest = ingest
         self.metrics = request_id_middleware(metrics)
+        self.only_metrics = request_id_middleware(_only_metrics)
+        self.metrics_port = metrics_port
         self.runtime: Runtime = litestar.state.runtime
         self.api = litestar
         """The Litestar application itself (OpenAPI, routes), for tools and tests."""
@@ -69,13 +105,30 @@ class HookyardApp:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
+            if self.metrics_port is not None and (scope.get("server") or ("", 0))[1] == self.metrics_port:
+                app = self.metrics if path == "/metrics" else self.only_metrics
+                await app(scope, receive, send)
+                return
             if path.startswith("/webhooks/"):
                 await self.ingest(scope, receive, send)
                 return
-            if path == "/metrics":
+            if path == "/metrics" and self.metrics_port is None:
                 await self.metrics(scope, receive, send)
                 return
         await self.litestar(scope, receive, send)
+
+
+
+async def _only_metrics(_scope: Scope, _receive: Any, send: Any) -> None:
+    await send_error(send, NotFound("only /metrics is served on the metrics port"))
+
+
+async def send_error(send: Any, error: HookyardError) -> None:
+    """Answer a raw ASGI request with `error`'s envelope (the ingest fast path does the same)."""
+    status, headers, body = render(error)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings | None = None) -> HookyardApp:
@@ -112,4 +165,4 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
     )
     litestar.state.runtime = runtime
     document_ingest(litestar.openapi_schema)
-    return HookyardApp(litestar, ingest, make_asgi_app())
+    return HookyardApp(litestar, ingest, metrics_endpoint(settings), settings.server.metrics_port)

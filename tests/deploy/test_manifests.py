@@ -183,10 +183,9 @@ def test_every_manifest_is_covered_by_a_validator():
             "ScaledObject",
             "Secret",
             "Service",
-            "TriggerAuthentication",
         ]
     )
-    assert len(BUILTIN) + len(KEDA) == len(DOCUMENTS) >= 12
+    assert len(BUILTIN) + len(KEDA) == len(DOCUMENTS) >= 11
 
 
 @pytest.mark.parametrize("item", BUILTIN, ids=_id)
@@ -207,7 +206,7 @@ def test_keda_resource_validates_against_our_crd_subset(item):
 def test_keda_schema_subset_catches_mistakes():
     scaled = _one("ScaledObject", "hookyard-worker")
     broken = yaml.safe_load(yaml.safe_dump(scaled))
-    broken["spec"]["triggers"][0]["metadata"]["listLength"] = 100  # unquoted: KEDA rejects it
+    broken["spec"]["triggers"][0]["metadata"]["threshold"] = 1000  # unquoted: KEDA rejects it
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, KEDA_SCHEMAS["ScaledObject"])
 
@@ -237,7 +236,7 @@ def test_api_probes_resources_and_selectors():
     assert hpa["spec"]["minReplicas"] >= 2
 
 
-def test_workers_probe_redis_and_scale_on_the_rq_queue(tmp_path):
+def test_workers_probe_redis_and_scale_on_the_events_waiting(tmp_path):
     worker = _one("Deployment", "hookyard-worker")
     container = _container(worker)
     assert "ports" not in container
@@ -251,11 +250,9 @@ def test_workers_probe_redis_and_scale_on_the_rq_queue(tmp_path):
     assert scaled["spec"]["scaleTargetRef"]["name"] == "hookyard-worker"
     (trigger,) = scaled["spec"]["triggers"]
     queue = _configmap_settings(tmp_path).redis.queue
-    assert trigger["type"] == "redis"
-    assert trigger["metadata"]["listName"] == f"rq:queue:{queue}"
-    auth = _one("TriggerAuthentication", trigger["authenticationRef"]["name"])
-    (ref,) = auth["spec"]["secretTargetRef"]
-    assert ref["key"] in _example_secret()
+    assert trigger["type"] == "prometheus"  # events waiting, not RQ jobs: one job holds up to batch_size
+    assert trigger["metadata"]["query"] == f'max(hookyard_queue_events{{queue="{queue}"}})'
+    assert int(trigger["metadata"]["threshold"]) > 0
 
 
 def test_workloads_run_hookyard_commands_with_config_and_secrets():
@@ -296,6 +293,15 @@ def _configmap_settings(tmp_path: Path):
     path = tmp_path / "hookyard.toml"
     path.write_text(toml, encoding="utf-8")
     return load_settings({"HOOKYARD_CONFIG": str(path), **_example_secret()})
+
+
+def test_metrics_are_on_their_own_port_which_the_service_names(tmp_path):
+    settings = _configmap_settings(tmp_path)
+    assert settings.server.metrics_port is not None
+    ports = {p["name"]: p["containerPort"] for p in _container(_one("Deployment", "hookyard-api"))["ports"]}
+    assert ports == {"http": settings.server.port, "metrics": settings.server.metrics_port}
+    service_ports = {p["name"]: p["targetPort"] for p in _one("Service", "hookyard-api")["spec"]["ports"]}
+    assert service_ports["metrics"] == "metrics"
 
 
 def test_configmap_config_loads_with_the_example_secret(tmp_path):
