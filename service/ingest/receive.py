@@ -74,6 +74,9 @@ class IngestApp:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.limiter = limiter
+        for name in sources:  # every source's counters exist from the start: rate() and alerts see 0, not nothing
+            for counter in (metrics.EVENTS_RECEIVED, metrics.EVENTS_DUPLICATE, metrics.EVENTS_SPOOLED):
+                counter.labels(name)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
