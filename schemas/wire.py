@@ -43,6 +43,8 @@ class QueuedEvent(msgspec.Struct, frozen=True, array_like=True):
     """One accepted event as it travels through Redis (and the spool) to a worker.
 
     `array_like` keeps the job small; `body` is the exact request body as text.
+    Fields added later go at the end with a default, so jobs and spool rows
+    written before them still decode (msgspec writes the default, `""`: 3 bytes).
     """
 
     id: str
@@ -51,6 +53,8 @@ class QueuedEvent(msgspec.Struct, frozen=True, array_like=True):
     received_at_us: int
     request_id: str
     body: str
+    trace: str = ""
+    """W3C `traceparent` of the event's enqueue span when tracing is on (workers.shared.tracing), else ''."""
 
 
 class Accepted(msgspec.Struct):

@@ -29,6 +29,7 @@ from service.metrics import http_metrics, scrape_registry
 from service.request_ids import request_id as make_request_id
 from service.runtime import Runtime
 from service.version import version
+from workers.shared import tracing
 from workers.shared.logs import configure_logging
 
 Scope = dict[str, Any]
@@ -131,10 +132,20 @@ async def send_error(send: Any, error: HookyardError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _tracing_plugins(tracer: object | None) -> list[Any]:
+    """Litestar's own OpenTelemetry plugin for `/v1` and health, when tracing is on (the otel extra)."""
+    if tracer is None:
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin  # noqa: PLC0415
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/metrics"]))]
+
+
 def create_app(settings: Settings | None = None) -> HookyardApp:
     settings = settings or load_settings()
     configure_logging(settings.log)
     runtime = Runtime.from_settings(settings)
+    tracer = tracing.tracer()
     ingest = IngestApp(
         sources=runtime.sources,
         queue=runtime.queue,
@@ -142,6 +153,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         client_address=runtime.client_address,
         max_body_bytes=settings.server.max_body_bytes,
         body_timeout=settings.server.body_timeout_seconds,
+        tracer=tracer,
     )
 
     @asgi("/webhooks", is_mount=True, tags=["ingest"])
@@ -161,7 +173,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         ),
         debug=False,
         logging_config=None,
-        plugins=[ApiPlugin()],
+        plugins=[ApiPlugin(), *_tracing_plugins(tracer)],
     )
     litestar.state.runtime = runtime
     document_ingest(litestar.openapi_schema)
