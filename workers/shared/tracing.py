@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +136,50 @@ def span(name: str, parent: str = "", kind: str = "INTERNAL", **attributes: Any)
         name, context=extract(parent) if parent else None, kind=SpanKind[kind], attributes=attributes
     ) as current:
         yield current
+
+
+@contextmanager
+def store_spans(events: Sequence[tuple[str, str]]) -> Iterator[dict[str, str]]:
+    """One `store` span per (event id, traceparent) that has a trace, around the batch's store.
+
+    Yields event id -> the store span's `traceparent`: the parent of that event's deliveries.
+    A batch holds events of many traces, so each gets its own span over the same work.
+    """
+    active = tracer()
+    traced = [(event_id, parent) for event_id, parent in events if parent]
+    if active is None or not traced:
+        yield {}
+        return
+    from opentelemetry.trace import SpanKind, set_span_in_context  # noqa: PLC0415
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
+
+    spans = {
+        event_id: active.start_span(
+            "store", context=extract(parent), kind=SpanKind.CONSUMER, attributes={"hookyard.event_id": event_id}
+        )
+        for event_id, parent in traced
+    }
+    children: dict[str, str] = {}
+    for event_id, started in spans.items():
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, context=set_span_in_context(started))
+        children[event_id] = carrier["traceparent"]
+    try:
+        yield children
+    finally:
+        for started in spans.values():
+            started.end()
+
+
+def outcome(current: Span | None, status: str, error: str | None) -> None:
+    """Mark a delivery span with what came of the attempt (an error status unless it succeeded)."""
+    if current is None:
+        return
+    from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
+
+    current.set_attribute("hookyard.outcome", status)
+    if error is not None:
+        current.set_status(Status(StatusCode.ERROR, error[:200]))
 
 
 def _text(value: str | bytes) -> str:
