@@ -111,7 +111,7 @@ class HookyardApp:
                 await app(scope, receive, send)
                 return
             if path.startswith("/webhooks/"):
-                await self.ingest(scope, receive, send)
+                await self.ingest.handle(scope, receive, send)
                 return
             if path == "/metrics" and self.metrics_port is None:
                 await self.metrics(scope, receive, send)

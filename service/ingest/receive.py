@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -80,18 +81,20 @@ class IngestApp:
         self.body_timeout = body_timeout
         self.limiter = limiter
         self.tracer = tracer
-        """Set only when tracing is on (workers.shared.tracing); None costs one check per request."""
+        """Set only when tracing is on (workers.shared.tracing)."""
+        self.handle: Callable[[Scope, Any, Any], Awaitable[int]] = self._answer if tracer is None else self._traced
+        """The request handler, chosen once: with tracing off the fast path runs no tracing code at all."""
+        self._submit: Callable[[QueuedEvent], Awaitable[EnqueueResult]] = (
+            queue.submit if tracer is None else self._enqueue_traced
+        )
         for name in sources:  # every source's counters exist from the start: rate() and alerts see 0, not nothing
             for counter in (metrics.EVENTS_RECEIVED, metrics.EVENTS_DUPLICATE, metrics.EVENTS_SPOOLED):
                 counter.labels(name)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if self.tracer is not None:  # the one check tracing costs when it is off
-            await self._traced(scope, receive, send)
-            return
-        await self._answer(scope, receive, send)
+        await self.handle(scope, receive, send)
 
-    async def _traced(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def _traced(self, scope: Scope, receive: Any, send: Any) -> int:
         """The ingest span, child of the sender's `traceparent` when it sent one (W3C trace context)."""
         from opentelemetry.trace import SpanKind  # noqa: PLC0415 - the otel extra, only when tracing is on
 
@@ -105,6 +108,7 @@ class IngestApp:
             status = await self._answer(scope, receive, send)
             span.set_attribute("http.response.status_code", status)
             span.set_attribute("hookyard.source", _label(_source_name(scope), self.sources))
+        return status
 
     async def _enqueue_traced(self, event: QueuedEvent) -> EnqueueResult:
         """The enqueue span; its `traceparent` travels inside the event, so the worker's spans join the trace."""
@@ -170,7 +174,7 @@ class IngestApp:
             raise UnsupportedMediaType("send application/json")
         event = self._check(body, source, request_id)
         try:
-            result = await (self.queue.submit(event) if self.tracer is None else self._enqueue_traced(event))
+            result = await self._submit(event)
         except QueueUnavailable:
             raise Unavailable("queue unavailable, retry later") from None
         warnings: dict[str, Any] = {}
