@@ -1,0 +1,89 @@
+"""Tracing, as an OpenTelemetry collector sees it: one trace per event, from the sender's span to the
+handler's own calls, exported over OTLP/HTTP to a real (tiny) receiver; and nothing at all when off."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import msgspec
+import pytest
+from rq import Queue
+
+from schemas.wire import QueuedEvent
+from tests.conftest import gxm_body, gxm_headers, wait_for, wait_http
+from tests.otlp import ReceivedSpan, otlp_receiver
+from workers.shared import tracing
+from workers.shared.serializer import JSONSerializer
+
+pytestmark = pytest.mark.process
+
+SERVER, PRODUCER = 2, 4  # OTLP's SpanKind numbers
+
+
+def test_tracing_is_off_unless_otel_variables_ask():
+    assert not tracing.wanted({})
+    assert not tracing.wanted({"OTEL_SERVICE_NAME": "x"})
+    assert tracing.wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert tracing.wanted({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"})
+    assert tracing.wanted({"OTEL_TRACES_EXPORTER": "console"})
+    assert not tracing.wanted({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"})
+    assert not tracing.wanted({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"})
+
+
+def _queued(config) -> list[QueuedEvent]:
+    import redis  # noqa: PLC0415
+
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        jobs = Queue(config.settings.redis.queue, connection=client, serializer=JSONSerializer).get_jobs()
+        return [msgspec.convert(event, QueuedEvent) for job in jobs for event in job.args[0]]
+    finally:
+        client.close()
+
+
+def test_off_by_default_the_queued_event_carries_no_trace(make_config, server_for):
+    config = make_config()
+    base = server_for(config)
+    traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    response = httpx.post(
+        f"{base}/webhooks/gxm", content=gxm_body(), headers={**gxm_headers(), "traceparent": traceparent}, timeout=5
+    )
+    assert response.status_code == 202
+    (event,) = _queued(config)
+    assert event.trace == ""
+
+
+@pytest.mark.timeout(60)
+def test_the_api_side_of_an_events_trace_honours_traceparent_and_travels_in_the_job(make_config, spawn):
+    with otlp_receiver() as otlp:
+        config = make_config()
+        env = config.env(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_BSP_SCHEDULE_DELAY="50")
+        spawn(["serve"], env, name="serve")
+        base = f"http://127.0.0.1:{config.settings.server.port}"
+        wait_http(f"{base}/health/live")
+        trace_id, sender_span = secrets.token_hex(16), secrets.token_hex(8)
+        response = httpx.post(
+            f"{base}/webhooks/gxm",
+            content=gxm_body(),
+            headers={**gxm_headers(), "traceparent": f"00-{trace_id}-{sender_span}-01"},
+            timeout=5,
+        )
+        assert response.status_code == 202
+        event_id = response.json()["data"]["id"]
+        wanted = {"POST /webhooks/{source}", "enqueue"}
+
+        def complete() -> dict[str, ReceivedSpan]:
+            spans = {span.name: span for span in otlp.trace(trace_id)}
+            return spans if wanted <= spans.keys() else {}
+
+        spans = wait_for(complete, 20, 0.1, f"the spans {sorted(wanted)}")
+        (queued,) = _queued(config)
+
+    ingest, enqueue = spans["POST /webhooks/{source}"], spans["enqueue"]
+    assert ingest.parent_span_id == sender_span  # the incoming traceparent is honoured
+    assert enqueue.parent_span_id == ingest.span_id
+    assert (ingest.kind, enqueue.kind) == (SERVER, PRODUCER)
+    assert ingest.attributes["http.response.status_code"] == 202
+    assert enqueue.attributes["hookyard.event_id"] == event_id
+    assert queued.trace == f"00-{trace_id}-{enqueue.span_id}-01"  # the worker's spans will hang under it
