@@ -256,7 +256,7 @@ def test_storing_is_idempotent_when_a_job_runs_twice(config: Config, worker: Wor
 
 def test_a_slow_group_keeps_its_finished_deliveries_leased(config: Config, worker: Worker, registry: Registry) -> None:
     """Outcomes are written at the end of a group: the sweeper must not see finished ones as abandoned."""
-    from workers.jobs import find_stranded  # noqa: PLC0415
+    from workers.lease import find_stranded  # noqa: PLC0415
 
     runs: list[str] = []
     for name in ("a", "b", "c"):
@@ -307,7 +307,7 @@ def test_an_async_handler_that_blocks_the_loop_is_still_stopped(
 def test_a_handler_missing_on_this_worker_is_not_charged(config: Config, worker: Worker, registry: Registry) -> None:
     """Mid rolling deploy an old worker may lack a new handler: leave the delivery for a newer worker."""
     from schemas.wire import QueuedEvent  # noqa: PLC0415
-    from workers.jobs import runner_for  # noqa: PLC0415
+    from workers import deliver  # noqa: PLC0415
     from workers.store import open_deliveries, store_events  # noqa: PLC0415
 
     newer = Registry()
@@ -317,8 +317,8 @@ def test_a_handler_missing_on_this_worker_is_not_charged(config: Config, worker:
     assert job is not None
     with worker.context.sessions() as session, session.begin():
         stored = store_events(session, [QueuedEvent(*item) for item in job.args[0]], newer, 5)
-        delivery_ids = open_deliveries(session, list(stored.events))
-    runner_for(worker.context).run(delivery_ids)  # this worker's registry predates the handler
+    delivery_ids = open_deliveries(worker.context, list(stored.events))
+    deliver.run(worker.context, delivery_ids)  # this worker's registry predates the handler
     [(status, attempts, next_at, error)] = rows(
         config, "select status, attempts, next_attempt_at, last_error from deliveries where event_id = :e", e=event_id
     )

@@ -12,7 +12,8 @@ from schemas.ids import new_event_id
 from schemas.tables import DeliveryRow
 from schemas.wire import QueuedEvent
 from tests.conftest import Worker, gxm_body
-from workers.progress import Progress, give_back, never_started
+from workers.lease import give_back
+from workers.progress import Progress, never_started
 from workers.registry import Registry
 from workers.store import store_events
 
