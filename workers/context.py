@@ -1,4 +1,4 @@
-"""Per-process state of a worker: settings, connections, handler registry, progress, stop flag.
+"""Per-process state of a worker: settings, connections, handler registry, progress, stop flag, async loop.
 
 RQ calls jobs as plain module functions, so they find their context here.
 It is built once per process (never shared across `fork()`), by the worker

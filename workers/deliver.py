@@ -100,7 +100,7 @@ def run_group(
     for index, item in enumerate(claimed):
         if context.stopping.is_set():
             # A warm shutdown: hand the claims not yet started back, uncharged, for another worker.
-            outcomes += [_handed_back(rest) for rest in claimed[index:]]
+            outcomes += [_uncharged(rest, None, datetime.now(UTC)) for rest in claimed[index:]]
             break
         lease_until = lease.keep(context, claimed, claimed[index:], lease_until)
         context.progress.starting(index)
@@ -109,15 +109,16 @@ def run_group(
     return outcomes
 
 
-def _handed_back(item: Claimed) -> Outcome:
+def _uncharged(item: Claimed, error: str | None, due: datetime) -> Outcome:
+    """An attempt that never really ran: its count is given back and the delivery stays open, due at `due`."""
     return Outcome(
         item.id,
         item.event_id,
         item.handler,
         DeliveryStatus.PENDING if item.attempts == 1 else DeliveryStatus.RETRYING,
+        error,
         None,
-        None,
-        datetime.now(UTC),
+        due,
         attempt=item.attempts,
         refund=True,
     )
@@ -134,17 +135,7 @@ def attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent
     if spec is None:
         missing = f"handler {item.handler!r} is not registered on worker here"
         bound.warning("handler_missing", retry_in_seconds=HANDLER_MISSING_RETRY_SECONDS)
-        return Outcome(
-            item.id,
-            item.event_id,
-            item.handler,
-            DeliveryStatus.PENDING if item.attempts == 1 else DeliveryStatus.RETRYING,
-            missing,
-            None,
-            datetime.now(UTC) + timedelta(seconds=HANDLER_MISSING_RETRY_SECONDS),
-            attempt=item.attempts,
-            refund=True,
-        )
+        return _uncharged(item, missing, datetime.now(UTC) + timedelta(seconds=HANDLER_MISSING_RETRY_SECONDS))
     started = time.perf_counter()
     error: str | None = None
     permanent = False
