@@ -76,8 +76,8 @@ def test_no_access_lines_unless_asked(make_config, spawn):
     assert not [line for line in json_lines(process.output()) if line["event"] == "http_request"]
 
 
-def test_worker_and_migrate_write_only_json_lines(make_config, spawn):
-    config = make_config(log=JSON_LOGS)
+def test_worker_and_migrate_write_only_json_lines_and_a_handlers_own_line_names_its_event(make_config, spawn):
+    config = make_config(log=JSON_LOGS, handler_modules=["tests.plugins.traced"])
     migrate = spawn(["migrate"], config.env(), name="migrate")
     assert migrate.popen.wait(timeout=60) == 0
     migrate_lines = [line for line in migrate.output().splitlines() if line.startswith("{")]
@@ -90,3 +90,9 @@ def test_worker_and_migrate_write_only_json_lines(make_config, spawn):
     stored = [line for line in lines if line["event"] == "events_stored"]
     assert stored, lines
     assert event_id in stored[0]["event_ids"]
+    (client,) = [line for line in lines if line.get("logger") == "crm-client"]  # stdlib, inside the handler
+    assert client["event"] == "crm answered 201"
+    assert client["event_id"] == event_id
+    assert client["handler"] == "traced-crm"
+    assert client["job_id"]
+    assert client["request_id"]

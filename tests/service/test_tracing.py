@@ -18,7 +18,7 @@ from workers.shared.serializer import JSONSerializer
 
 pytestmark = pytest.mark.process
 
-SERVER, PRODUCER = 2, 4  # OTLP's SpanKind numbers
+SERVER, PRODUCER, CONSUMER, INTERNAL = 2, 4, 5, 1  # OTLP's SpanKind numbers
 
 
 def test_tracing_is_off_unless_otel_variables_ask():
@@ -87,3 +87,51 @@ def test_the_api_side_of_an_events_trace_honours_traceparent_and_travels_in_the_
     assert ingest.attributes["http.response.status_code"] == 202
     assert enqueue.attributes["hookyard.event_id"] == event_id
     assert queued.trace == f"00-{trace_id}-{enqueue.span_id}-01"  # the worker's spans will hang under it
+
+
+@pytest.mark.timeout(120)
+def test_one_event_is_one_trace_from_the_senders_span_to_the_handlers_own(make_config, spawn):
+    with otlp_receiver() as otlp:
+        config = make_config(handler_modules=["tests.plugins.traced"])
+        env = config.env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_BSP_SCHEDULE_DELAY="50", OTEL_SERVICE_NAME="hookyard-test"
+        )
+        spawn(["serve"], env, name="serve")
+        base = f"http://127.0.0.1:{config.settings.server.port}"
+        wait_http(f"{base}/health/live")
+        trace_id, sender_span = secrets.token_hex(16), secrets.token_hex(8)
+        response = httpx.post(
+            f"{base}/webhooks/gxm",
+            content=gxm_body("LOCATION:CREATED"),
+            headers={**gxm_headers(), "traceparent": f"00-{trace_id}-{sender_span}-01"},
+            timeout=5,
+        )
+        assert response.status_code == 202
+        event_id = response.json()["data"]["id"]
+        worker = spawn(["worker", "--burst"], env, name="worker")
+        assert worker.popen.wait(timeout=60) == 0, worker.output()
+        wanted = {"POST /webhooks/{source}", "enqueue", "store", "deliver traced-crm", "POST crm.example/locations"}
+
+        def complete() -> dict[str, ReceivedSpan]:
+            spans = {span.name: span for span in otlp.trace(trace_id)}
+            return spans if wanted <= spans.keys() else {}
+
+        spans = wait_for(complete, 20, 0.1, f"the spans {sorted(wanted)}")
+        print("\nthe trace of one event, as the OTLP receiver saw it (trace id, parent span -> span):")
+        for span in otlp.trace(trace_id):
+            print("  " + span.line())
+
+    ingest, enqueue, store = spans["POST /webhooks/{source}"], spans["enqueue"], spans["store"]
+    deliver, crm = spans["deliver traced-crm"], spans["POST crm.example/locations"]
+    assert len(otlp.trace(trace_id)) == len(wanted)  # one trace, nothing else in it
+    assert ingest.parent_span_id == sender_span
+    assert enqueue.parent_span_id == ingest.span_id
+    assert store.parent_span_id == enqueue.span_id  # across Redis: the context travelled in the job
+    assert deliver.parent_span_id == store.span_id
+    assert crm.parent_span_id == deliver.span_id  # the handler's own calls join the trace
+    assert (store.kind, deliver.kind) == (CONSUMER, INTERNAL)
+    assert store.attributes["hookyard.event_id"] == event_id
+    assert deliver.attributes["hookyard.handler"] == "traced-crm"
+    assert deliver.attributes["hookyard.outcome"] == "succeeded"
+    assert crm.attributes["hookyard.test.event_id"] == event_id
+    assert {ingest.service, enqueue.service, store.service, deliver.service} == {"hookyard-test"}

@@ -124,7 +124,9 @@ def current_traceparent() -> str:
 
 
 @contextmanager
-def span(name: str, parent: str = "", kind: str = "INTERNAL", **attributes: Any) -> Iterator[Span | None]:
+def span(
+    name: str, parent: str = "", kind: str = "INTERNAL", attributes: Mapping[str, str | int] | None = None
+) -> Iterator[Span | None]:
     """A span named `name`, child of the `parent` traceparent (or of the current span); a no-op when off."""
     active = tracer()
     if active is None:
