@@ -25,6 +25,7 @@ class Progress:
         self.what, self.total, self.unit, self.every = what, total, unit, every
         self.stream = stream or sys.stderr
         self.done = 0
+        self._reported = -1
         self._started = self._logged = time.monotonic()
         self._bar: Any = None
         self._task: Any = None
@@ -63,10 +64,11 @@ class Progress:
     ) -> None:
         if self._bar is not None:
             self._bar.stop()
-        elif kind is None:
+        elif kind is None and self._reported != self.done:  # the last count, unless just printed
             self._line()
 
     def _line(self) -> None:
+        self._reported = self.done
         share = f" ({100 * self.done // self.total}%)" if self.total else ""
         elapsed = time.monotonic() - self._started
         line = f"{self.what}: {self.done}/{self.total} {self.unit}{share}, {elapsed:.1f} s"

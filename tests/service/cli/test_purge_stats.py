@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import select
@@ -18,6 +19,7 @@ from schemas.api_stats import Stats
 from schemas.migrate import upgrade
 from schemas.settings import DatabaseSettings, RedisSettings, Settings
 from service.cli import build_parser, run_command
+from service.cli._progress import Progress
 from service.cli.stats import parse_since
 from tests.workers.rows import event_row, store, unique_source
 from workers.ops.retention import FINGERPRINT_KEY
@@ -168,3 +170,16 @@ def test_purge_on_a_terminal_draws_a_progress_bar(settings, seeded, redis_client
     assert "hookyard purge" in text
     assert "━" in text  # the bar
     assert "2/2" in text
+
+
+def test_progress_off_a_terminal_is_a_line_now_and_then_and_the_last_count_once():
+    stream = io.StringIO()
+    with Progress("hookyard replay", 1500, "events", stream=stream, every=0.0) as progress:
+        for _ in range(3):
+            progress.advance(500)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "hookyard replay: 500/1500 events (33%)",
+        "hookyard replay: 1000/1500 events (66%)",
+        "hookyard replay: 1500/1500 events (100%)",
+    ]
