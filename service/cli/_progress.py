@@ -44,6 +44,10 @@ class Progress:
                 TimeRemainingColumn(),
                 console=Console(file=self.stream),
                 transient=False,
+                # Results printed meanwhile go above the bar when stdout is this terminal too;
+                # when stdout is a file or a pipe they must stay there, not move to the terminal.
+                redirect_stdout=sys.stdout.isatty(),
+                redirect_stderr=False,
             )
             self._bar.start()
             self._task = self._bar.add_task(self.what, total=self.total or None)

@@ -183,3 +183,23 @@ def test_progress_off_a_terminal_is_a_line_now_and_then_and_the_last_count_once(
         "hookyard replay: 1000/1500 events (66%)",
         "hookyard replay: 1500/1500 events (100%)",
     ]
+
+
+def test_a_bar_on_the_terminal_leaves_results_printed_meanwhile_on_stdout(capsys):
+    """stderr a terminal, stdout a file: the per-event lines stay in the file, only the bar is drawn."""
+    primary, secondary = pty.openpty()
+    terminal = os.fdopen(secondary, "w")
+    try:
+        with Progress("hookyard replay", 2, "events", stream=terminal) as progress:
+            print("01ABC: crm-sync (queued)")
+            progress.advance(2)
+        terminal.flush()
+        screen = b""
+        while select.select([primary], [], [], 0.2)[0]:
+            screen += os.read(primary, 65536)
+    finally:
+        terminal.close()
+        os.close(primary)
+    assert capsys.readouterr().out == "01ABC: crm-sync (queued)\n"
+    assert b"01ABC" not in screen
+    assert b"2/2" in screen
