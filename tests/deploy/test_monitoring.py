@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import READ_KEY, gxm_body, gxm_headers, wait_for
-from tests.deploy.test_manifests import DEPLOY, _one
+from tests.deploy.test_manifests import _META, _STR, DEPLOY, _one
 
 MONITORING = DEPLOY / "monitoring"
 METRIC = re.compile(r"\bhookyard_[a-z0-9_]+\b")
@@ -34,101 +34,62 @@ REQUIRED_ALERTS = {
     "HookyardRejectionBurst",
 }
 
-_STR = {"type": "string", "minLength": 1}
 _LABELS = {"type": "object", "additionalProperties": _STR}
-_META = {"type": "object", "required": ["name"], "properties": {"name": _STR, "labels": _LABELS}}
-SERVICE_MONITOR = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": _META,
-        "spec": {
-            "type": "object",
-            "required": ["selector", "endpoints"],
-            "additionalProperties": False,
-            "properties": {
-                "selector": {
-                    "type": "object",
-                    "required": ["matchLabels"],
-                    "additionalProperties": False,
-                    "properties": {"matchLabels": _LABELS},
-                },
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["port"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "port": _STR,
-                            "path": _STR,
-                            "interval": {"type": "string", "pattern": r"^\d+[smh]$"},
-                            "scrapeTimeout": {"type": "string", "pattern": r"^\d+[smh]$"},
-                        },
-                    },
-                },
-            },
+_DURATION = {"type": "string", "pattern": r"^\d+[smh]$"}
+
+
+def _resource(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A Kubernetes resource of a CRD: exactly these top-level keys, our metadata subset, `spec` as given."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {"apiVersion": {"const": api_version}, "kind": {"const": kind}, "metadata": _META, "spec": spec},
+    }
+
+
+def _closed(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+
+
+SERVICE_MONITOR = _resource(
+    "monitoring.coreos.com/v1",
+    "ServiceMonitor",
+    _closed(
+        ["selector", "endpoints"],
+        selector=_closed(["matchLabels"], matchLabels=_LABELS),
+        endpoints={
+            "type": "array",
+            "minItems": 1,
+            "items": _closed(["port"], port=_STR, path=_STR, interval=_DURATION, scrapeTimeout=_DURATION),
         },
+    ),
+)
+ALERT = _closed(
+    ["alert", "expr", "labels", "annotations"],
+    alert={"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9]*$"},
+    expr=_STR,
+    labels={
+        "type": "object",
+        "required": ["severity"],
+        "properties": {"severity": {"enum": ["warning", "critical"]}},
+        "additionalProperties": _STR,
     },
-}
-PROMETHEUS_RULE = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "PrometheusRule"},
-        "metadata": _META,
-        "spec": {
-            "type": "object",
-            "required": ["groups"],
-            "additionalProperties": False,
-            "properties": {
-                "groups": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "rules"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "name": _STR,
-                            "rules": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {
-                                    "type": "object",
-                                    "required": ["alert", "expr", "labels", "annotations"],
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "alert": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9]*$"},
-                                        "expr": _STR,
-                                        "for": {"type": "string", "pattern": r"^\d+[smh]$"},
-                                        "labels": {
-                                            "type": "object",
-                                            "required": ["severity"],
-                                            "properties": {"severity": {"enum": ["warning", "critical"]}},
-                                            "additionalProperties": _STR,
-                                        },
-                                        "annotations": {
-                                            "type": "object",
-                                            "required": ["summary", "description"],
-                                            "additionalProperties": _STR,
-                                        },
-                                    },
-                                },
-                            },
-                        },
-                    },
-                }
-            },
+    annotations={"type": "object", "required": ["summary", "description"], "additionalProperties": _STR},
+    **{"for": _DURATION},
+)
+PROMETHEUS_RULE = _resource(
+    "monitoring.coreos.com/v1",
+    "PrometheusRule",
+    _closed(
+        ["groups"],
+        groups={
+            "type": "array",
+            "minItems": 1,
+            "items": _closed(["name", "rules"], name=_STR, rules={"type": "array", "minItems": 1, "items": ALERT}),
         },
-    },
-}
+    ),
+)
 
 
 def _yaml(name: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ handler's own calls, exported over OTLP/HTTP to a real (tiny) receiver; and noth
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 import msgspec
@@ -11,8 +13,8 @@ import pytest
 from rq import Queue
 
 from schemas.wire import QueuedEvent
-from tests.conftest import gxm_body, gxm_headers, wait_for, wait_http
-from tests.otlp import ReceivedSpan, otlp_receiver
+from tests.conftest import Config, Process, gxm_body, gxm_headers, wait_for, wait_http
+from tests.otlp import ReceivedSpan, Receiver, otlp_receiver
 from workers.shared import tracing
 from workers.shared.serializer import JSONSerializer
 
@@ -29,6 +31,42 @@ def test_tracing_is_off_unless_otel_variables_ask():
     assert tracing.wanted({"OTEL_TRACES_EXPORTER": "console"})
     assert not tracing.wanted({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"})
     assert not tracing.wanted({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"})
+
+
+@dataclass
+class Sent:
+    env: dict[str, str]
+    trace_id: str
+    sender_span: str
+    event_id: str
+
+
+def _serve_and_send(otlp: Receiver, config: Config, spawn: Callable[..., Process]) -> Sent:
+    """A traced `hookyard serve` exporting to `otlp`, and one event posted to it under a sender's traceparent."""
+    env = config.env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_BSP_SCHEDULE_DELAY="50", OTEL_SERVICE_NAME="hookyard-test"
+    )
+    spawn(["serve"], env, name="serve")
+    base = f"http://127.0.0.1:{config.settings.server.port}"
+    wait_http(f"{base}/health/live")
+    trace_id, sender_span = secrets.token_hex(16), secrets.token_hex(8)
+    response = httpx.post(
+        f"{base}/webhooks/gxm",
+        content=gxm_body("LOCATION:CREATED"),
+        headers={**gxm_headers(), "traceparent": f"00-{trace_id}-{sender_span}-01"},
+        timeout=5,
+    )
+    assert response.status_code == 202
+    return Sent(env, trace_id, sender_span, response.json()["data"]["id"])
+
+
+def _spans(otlp: Receiver, trace_id: str, wanted: set[str]) -> dict[str, ReceivedSpan]:
+    def complete() -> dict[str, ReceivedSpan]:
+        spans = {span.name: span for span in otlp.trace(trace_id)}
+        return spans if wanted <= spans.keys() else {}
+
+    found: dict[str, ReceivedSpan] = wait_for(complete, 20, 0.1, f"the spans {sorted(wanted)}")
+    return found
 
 
 def _queued(config) -> list[QueuedEvent]:
@@ -58,26 +96,9 @@ def test_off_by_default_the_queued_event_carries_no_trace(make_config, server_fo
 def test_the_api_side_of_an_events_trace_honours_traceparent_and_travels_in_the_job(make_config, spawn):
     with otlp_receiver() as otlp:
         config = make_config()
-        env = config.env(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_BSP_SCHEDULE_DELAY="50")
-        spawn(["serve"], env, name="serve")
-        base = f"http://127.0.0.1:{config.settings.server.port}"
-        wait_http(f"{base}/health/live")
-        trace_id, sender_span = secrets.token_hex(16), secrets.token_hex(8)
-        response = httpx.post(
-            f"{base}/webhooks/gxm",
-            content=gxm_body(),
-            headers={**gxm_headers(), "traceparent": f"00-{trace_id}-{sender_span}-01"},
-            timeout=5,
-        )
-        assert response.status_code == 202
-        event_id = response.json()["data"]["id"]
-        wanted = {"POST /webhooks/{source}", "enqueue"}
-
-        def complete() -> dict[str, ReceivedSpan]:
-            spans = {span.name: span for span in otlp.trace(trace_id)}
-            return spans if wanted <= spans.keys() else {}
-
-        spans = wait_for(complete, 20, 0.1, f"the spans {sorted(wanted)}")
+        sent = _serve_and_send(otlp, config, spawn)
+        trace_id, sender_span, event_id = sent.trace_id, sent.sender_span, sent.event_id
+        spans = _spans(otlp, trace_id, {"POST /webhooks/{source}", "enqueue"})
         (queued,) = _queued(config)
 
     ingest, enqueue = spans["POST /webhooks/{source}"], spans["enqueue"]
@@ -93,30 +114,12 @@ def test_the_api_side_of_an_events_trace_honours_traceparent_and_travels_in_the_
 def test_one_event_is_one_trace_from_the_senders_span_to_the_handlers_own(make_config, spawn):
     with otlp_receiver() as otlp:
         config = make_config(handler_modules=["tests.plugins.traced"])
-        env = config.env(
-            OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_BSP_SCHEDULE_DELAY="50", OTEL_SERVICE_NAME="hookyard-test"
-        )
-        spawn(["serve"], env, name="serve")
-        base = f"http://127.0.0.1:{config.settings.server.port}"
-        wait_http(f"{base}/health/live")
-        trace_id, sender_span = secrets.token_hex(16), secrets.token_hex(8)
-        response = httpx.post(
-            f"{base}/webhooks/gxm",
-            content=gxm_body("LOCATION:CREATED"),
-            headers={**gxm_headers(), "traceparent": f"00-{trace_id}-{sender_span}-01"},
-            timeout=5,
-        )
-        assert response.status_code == 202
-        event_id = response.json()["data"]["id"]
-        worker = spawn(["worker", "--burst"], env, name="worker")
+        sent = _serve_and_send(otlp, config, spawn)
+        trace_id, sender_span, event_id = sent.trace_id, sent.sender_span, sent.event_id
+        worker = spawn(["worker", "--burst"], sent.env, name="worker")
         assert worker.popen.wait(timeout=60) == 0, worker.output()
         wanted = {"POST /webhooks/{source}", "enqueue", "store", "deliver traced-crm", "POST crm.example/locations"}
-
-        def complete() -> dict[str, ReceivedSpan]:
-            spans = {span.name: span for span in otlp.trace(trace_id)}
-            return spans if wanted <= spans.keys() else {}
-
-        spans = wait_for(complete, 20, 0.1, f"the spans {sorted(wanted)}")
+        spans = _spans(otlp, trace_id, wanted)
         print("\nthe trace of one event, as the OTLP receiver saw it (trace id, parent span -> span):")
         for span in otlp.trace(trace_id):
             print("  " + span.line())
