@@ -1,0 +1,39 @@
+"""Body formats: how a source's body becomes an event, one module per format.
+
+Each module defines one class behind `Format` and names it `FORMAT`;
+`FORMATS` is built from the modules, so adding a format is adding a module.
+`gxm` is GuestXM's envelope (CONTRACT section 4); `json` takes any JSON
+object as the payload and finds the action, id and time with locators
+(section 7).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from schemas.settings import ConfigError, SourceSettings
+from service.ingest.formats._base import Format, Located
+
+__all__ = ["FORMATS", "Format", "Located", "format_for"]
+
+
+def _collect() -> dict[str, type[Format]]:
+    found: dict[str, type[Format]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        if not info.name.startswith("_"):
+            kind: type[Format] = importlib.import_module(f"{__name__}.{info.name}").FORMAT
+            found[kind.name] = kind
+    return found
+
+
+FORMATS = _collect()
+"""Format name -> class, one per module of this package."""
+
+
+def format_for(source: SourceSettings, key: str) -> Format:
+    """The source's format; `ConfigError` naming `key.format` (or the setting it cannot use)."""
+    kind = FORMATS.get(source.format)
+    if kind is None:
+        raise ConfigError(f"{key}.format: unknown format {source.format!r} (known: {', '.join(FORMATS)})")
+    return kind(source, key)
