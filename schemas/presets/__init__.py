@@ -8,9 +8,7 @@ only fills keys the `[[sources]]` block leaves out; a key set by hand wins.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from schemas.modules import collect
 from schemas.presets._base import Preset
 
 __all__ = ["DEFAULT_PRESET", "PRESETS", "Preset"]
@@ -19,12 +17,7 @@ DEFAULT_PRESET = "gxm"
 
 
 def _collect() -> dict[str, Preset]:
-    found: dict[str, Preset] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
-        if not info.name.startswith("_"):
-            preset: Preset = importlib.import_module(f"{__name__}.{info.name}").PRESET
-            found[preset.name] = preset
-    return found
+    return {preset.name: preset for preset in collect(__path__, __name__, "PRESET")}
 
 
 PRESETS = _collect()

@@ -16,22 +16,16 @@ verifies, and forwards sign what workers send.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Sequence
 
+from schemas.modules import collect
 from schemas.signatures._base import DEFAULT_TOLERANCE_SECONDS, SignatureScheme
 
 __all__ = ["DEFAULT_TOLERANCE_SECONDS", "SCHEMES", "SIGNATURE_HEADERS", "SignatureScheme", "scheme_for"]
 
 
 def _collect() -> dict[str, type[SignatureScheme]]:
-    found: dict[str, type[SignatureScheme]] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
-        if not info.name.startswith("_"):
-            scheme: type[SignatureScheme] = importlib.import_module(f"{__name__}.{info.name}").SCHEME
-            found[scheme.name] = scheme
-    return found
+    return {scheme.name: scheme for scheme in collect(__path__, __name__, "SCHEME")}
 
 
 SCHEMES = _collect()

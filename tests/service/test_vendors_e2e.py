@@ -43,6 +43,12 @@ def signed_post(base: str, config: Config, source: str, body: bytes, headers: di
     return httpx.post(f"{base}/webhooks/{source}", content=body, headers=sent, timeout=10)
 
 
+def send_file(config: Config, source: str, body: Path) -> subprocess.CompletedProcess[str]:
+    """`hookyard send --source SOURCE --body FILE`, as a user runs it."""
+    argv = [sys.executable, "-m", "service.cli", "send", "--source", source, "--body", str(body)]
+    return subprocess.run(argv, env=config.env(), capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_vendor_webhooks_reach_their_handlers_with_ids_headers_and_the_exact_body(
     make_config: ConfigFactory, spawn: Callable[..., Process], server_for: Callable[[Config], str], tmp_path: Path
 ) -> None:
@@ -59,23 +65,11 @@ def test_vendor_webhooks_reach_their_handlers_with_ids_headers_and_the_exact_bod
     )
     event_file = tmp_path / "event.json"
     event_file.write_bytes(stripe_body)
-    sent = subprocess.run(
-        [sys.executable, "-m", "service.cli", "send", "--source", "stripe", "--body", str(event_file)],
-        env=config.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sent = send_file(config, "stripe", event_file)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert sent.stdout.startswith("202 "), sent.stdout
     stripe_id = msgspec.json.decode(sent.stdout.split(" ", 1)[1])["data"]["id"]
-    again = subprocess.run(
-        [sys.executable, "-m", "service.cli", "send", "--source", "stripe", "--body", str(event_file)],
-        env=config.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = send_file(config, "stripe", event_file)
     assert again.stdout.startswith("200 "), again.stdout  # Stripe's retry of evt_3QeE2e
     assert msgspec.json.decode(again.stdout.split(" ", 1)[1])["data"] == {
         "id": stripe_id,

@@ -9,9 +9,7 @@ object as the payload and finds the action, id and time with locators
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from schemas.modules import collect
 from schemas.settings import ConfigError, SourceSettings
 from service.ingest.formats._base import Format, Located
 
@@ -19,12 +17,7 @@ __all__ = ["FORMATS", "Format", "Located", "format_for"]
 
 
 def _collect() -> dict[str, type[Format]]:
-    found: dict[str, type[Format]] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
-        if not info.name.startswith("_"):
-            kind: type[Format] = importlib.import_module(f"{__name__}.{info.name}").FORMAT
-            found[kind.name] = kind
-    return found
+    return {kind.name: kind for kind in collect(__path__, __name__, "FORMAT")}
 
 
 FORMATS = _collect()
