@@ -158,9 +158,9 @@ class StreamRow(msgspec.Struct):
     event: Event
 
 
-def events_after(engine: Engine, seq: int, limit: int, *, payload: bool) -> list[StreamRow]:
+def events_after(engine: Engine, seq: int, limit: int, *, payload: bool, headers: bool = False) -> list[StreamRow]:
     """Rows stored after `seq`, in store order, unfiltered (the stream filters them)."""
-    columns = [*_EVENT_COLUMNS, EventRow.payload] if payload else list(_EVENT_COLUMNS)
+    columns = _columns(payload=payload, headers=headers)
     with engine.connect() as connection:
         rows = connection.execute(select(*columns).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)).all()
     return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows]
