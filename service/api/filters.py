@@ -1,7 +1,8 @@
 """Event filters shared by the list, the live stream and `hookyard replay`.
 
-Each filter becomes SQL that an index serves (`action` exact, `RESOURCE:*`
-on `resource`, `*:VERB` on `verb`, each indexed with `received_at, id`), and
+Each filter becomes SQL that an index serves (`action` exact, a pattern
+whose first part is a name on `resource`, else one whose last part is a name
+on `verb`, each indexed with `received_at, id`; `*:*` and the like scan), and
 the same test in Python for the stream, which filters rows it already read
 by `seq`. Bad values raise `Invalid` naming what was wrong: `400
 ERR:MSG:VALIDATION:<WHAT>` from the API, exit 2 from the CLI.
@@ -10,26 +11,39 @@ ERR:MSG:VALIDATION:<WHAT>` from the API, exit 2 from the CLI.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, not_
 
+from schemas.actions import is_pattern, pattern_matches
 from schemas.errors import Invalid
 from schemas.tables import EventRow, EventStatus
 
-_NAME = r"[A-Z][A-Z0-9_]*"
-ACTION_FILTER_PATTERN = rf"^({_NAME}(:{_NAME})+|{_NAME}:\*|\*:{_NAME})$"
-"""An exact action, `RESOURCE:*` or `*:VERB` (each `*` is exactly one part)."""
-_ACTION_FILTER = re.compile(ACTION_FILTER_PATTERN)
-MAX_ACTION_LENGTH = 128
-
 
 def parse_action(value: str) -> str:
-    if len(value) > MAX_ACTION_LENGTH or not _ACTION_FILTER.match(value):
-        raise Invalid("ACTION", f"action {value!r} is not an action, RESOURCE:* or *:VERB")
+    if not is_pattern(value):
+        raise Invalid("ACTION", f"action {value!r} is not an action or a pattern like PULL_REQUEST:* or *:UPDATED")
     return value
+
+
+def action_clauses(pattern: str) -> list[ColumnElement[bool]]:
+    """SQL for one action pattern: an index column first, then the exact shape (LIKE and a part count)."""
+    if pattern == "*":
+        return []
+    parts = pattern.split(":")
+    if "*" not in parts:
+        return [EventRow.action == pattern]
+    shape = ":".join("%" if part == "*" else part.replace("_", "\\_") for part in parts)
+    where: list[ColumnElement[bool]] = [
+        EventRow.action.like(shape, escape="\\"),
+        not_(EventRow.action.like(":".join(["%"] * (len(parts) + 1)))),  # no more parts than the pattern
+    ]
+    if parts[0] != "*":
+        where.insert(0, EventRow.resource == parts[0])
+    elif parts[-1] != "*":
+        where.insert(0, EventRow.verb == parts[-1])
+    return where
 
 
 def parse_time(value: str, what: str) -> datetime:
@@ -82,13 +96,7 @@ class EventFilter:
         if self.source is not None:
             where.append(EventRow.source == self.source)
         if self.action is not None:
-            resource, _, verb = self.action.partition(":")
-            if verb == "*":
-                where += [EventRow.resource == resource, not_(EventRow.action.like("%:%:%"))]
-            elif resource == "*":
-                where += [EventRow.verb == verb, not_(EventRow.action.like("%:%:%"))]
-            else:
-                where.append(EventRow.action == self.action)
+            where += action_clauses(self.action)
         if self.status is not None:
             where.append(EventRow.status == self.status)
         if self.since is not None:
@@ -101,7 +109,7 @@ class EventFilter:
         """The same test as `clauses()`, for rows already in hand."""
         if self.source is not None and source != self.source:
             return False
-        if self.action is not None and not _action_matches(self.action, action):
+        if self.action is not None and not pattern_matches(self.action, action):
             return False
         if self.status is not None and status != self.status:
             return False
@@ -120,9 +128,3 @@ class EventFilter:
             order,
         ]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
-
-
-def _action_matches(pattern: str, action: str) -> bool:
-    wanted = pattern.split(":")
-    parts = action.split(":")
-    return len(wanted) == len(parts) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True))

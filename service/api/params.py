@@ -9,18 +9,19 @@ from typing import Annotated
 
 from litestar.params import Parameter
 
+from schemas.actions import MAX_ACTION_LENGTH, PATTERN
 from schemas.api import EventStatusName
 from schemas.errors import Invalid
-from service.api.filters import ACTION_FILTER_PATTERN, MAX_ACTION_LENGTH
 
-SELECTABLE = ("payload", "deliveries")
+SELECTABLE = ("payload", "deliveries", "headers")
 
 SourceParam = Annotated[str | None, Parameter(description="Only events from this source (unknown: empty page)")]
 ActionParam = Annotated[
     str | None,
     Parameter(
-        description="An exact action, `RESOURCE:*` or `*:VERB` (`*` is exactly one part)",
-        pattern=ACTION_FILTER_PATTERN,
+        description="An action or a pattern: parts of `A-Z0-9_` or `*` (exactly one part) joined with `:`"
+        " (`PUSH`, `PULL_REQUEST:*`, `*:*:UPDATED`); the lone `*` is every action",
+        pattern=PATTERN,
         max_length=MAX_ACTION_LENGTH,
     ),
 ]
@@ -31,7 +32,7 @@ SelectParam = Annotated[
     str | None,
     Parameter(
         query="select",
-        description="Comma-separated extras: `payload`, `deliveries` (a leading `-` excludes one)",
+        description="Comma-separated extras: `payload`, `deliveries`, `headers` (a leading `-` excludes one)",
     ),
 ]
 

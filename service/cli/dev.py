@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from service.cli._common import Subparsers, add_parser, positive
 
 if TYPE_CHECKING:
+    from schemas.presets import Preset
     from schemas.settings import Settings
     from service.embedded_redis import EmbeddedRedis
 
@@ -85,6 +86,7 @@ name = "dev-admin"
 key = "{api_key}"
 role = "admin"
 
+{_preset_examples()}
 [handlers]
 modules = ["workers.builtin"]
 retry_base_seconds = 1.0
@@ -95,6 +97,31 @@ format = "console"
     )
     path.chmod(0o600)
     return path
+
+
+def _preset_examples() -> str:
+    """A commented `[[sources]]` block per vendor preset (uncomment one, export its secret, restart)."""
+    from schemas.presets import PRESETS  # noqa: PLC0415 - commands import the stack when they run
+
+    blocks = [_example(preset) for name, preset in sorted(PRESETS.items()) if name != "gxm"]
+    return "\n".join(blocks)
+
+
+def _example(preset: Preset) -> str:
+    action = "[" + ", ".join(f'"{text}"' for text in preset.action) + "]"
+    filled = [("scheme", preset.scheme), ("format", preset.format), ("action", action)]
+    filled += [("event_id", preset.event_id), ("sent_at", preset.sent_at)]
+    lines = [
+        f"# [[sources]]                          # POST /webhooks/{preset.name}",
+        f'# name = "{preset.name}"',
+        f'# preset = "{preset.name}"',
+        f'# secrets = ["env:{preset.env_name}"]',
+        "# # what the preset fills in (set any of them to override it):",
+    ]
+    lines += [
+        f"# # {key} = {value if key == 'action' else chr(34) + value + chr(34)}" for key, value in filled if value
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class _Stop(Exception):
@@ -237,7 +264,8 @@ def _print_welcome(settings: Settings, env: dict[str, str]) -> None:
     lines = [f"hookyard is ready on {base} (config: {config}, Redis: {env['HOOKYARD_REDIS_URL']})"]
     if settings.sources:
         source = settings.sources[0]
-        header, value = scheme_for(source.scheme, source.secrets).sign(source.secrets[0], b"")
+        signed = scheme_for(source.scheme, source.secrets).sign(source.secrets[0], b"")
+        header, value = next(iter(signed.items()))
         payload = '"action":"LOCATION:CREATED","payload":{"company_id":1}},"meta":{},"warnings":{}}'
         body = '\'{"data":{"sent_at":\'"$(date +%s)"\',' + payload + "'"
         lines += [

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
     from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
 
+    from service.ingest.sources import build_sources  # noqa: PLC0415
     from service.metrics import MULTIPROC_ENV  # noqa: PLC0415
     from workers.shared.logs import configure_logging  # noqa: PLC0415
 
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
         overrides["HOOKYARD_SERVER_PORT"] = str(args.port)
     settings = settings_with(overrides)
     configure_logging(settings.log)  # uvicorn's own lines (and its supervisor's) in our format
+    build_sources(settings)  # a source's format settings: a ConfigError here exits 2, not in uvicorn
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     config = uvicorn.Config(
