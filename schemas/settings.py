@@ -50,6 +50,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     """A sender that has not finished its body by then gets 408."""
     spool_path: str = "var/spool.db"
     """The fsync'd file that holds accepted events while Redis is away."""
+    metrics_port: Port | None = None
+    """`/metrics` is served on this port only (no key; keep it off the internet). Unset: on `port`, behind
+    an API key (any role), so the ingest port never shows it to strangers."""
 
 
 class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -117,6 +120,8 @@ class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    access: bool = False
+    """One `http_request` line per HTTP request (uvicorn's access log, with its request_id)."""
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -11,25 +11,29 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import structlog
 from litestar import Litestar
 from litestar.handlers import asgi
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from prometheus_client import make_asgi_app
 
+from schemas.errors import HookyardError, NotFound, Unauthorized
 from schemas.settings import Settings, load_settings
 from service.api import ApiPlugin, document_ingest, router
-from service.errors import EXCEPTION_HANDLERS
+from service.api.auth import KeyRing, presented_key
+from service.errors import EXCEPTION_HANDLERS, render
 from service.health import live, ready
 from service.ingest.receive import IngestApp
+from service.metrics import http_metrics, scrape_registry
 from service.request_ids import request_id as make_request_id
 from service.runtime import Runtime
+from service.version import version
+from workers.shared import tracing
 from workers.shared.logs import configure_logging
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Coroutine[Any, Any, None]]
-
-VERSION = "0.1.0"
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -41,6 +45,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             return
         request_id = make_request_id(dict(scope["headers"]).get(b"x-request-id")).encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
+        structlog.contextvars.bind_contextvars(request_id=request_id.decode())  # this request's task only
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -54,13 +59,46 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-class HookyardApp:
-    """Top-level ASGI callable: the ingest fast path, then Litestar."""
+def metrics_endpoint(settings: Settings) -> ASGIApp:
+    """`/metrics`: on `[server] metrics_port` as it is, on the main port only for a valid API key."""
+    exposition = make_asgi_app(scrape_registry())
+    if settings.server.metrics_port is not None:
+        return exposition
+    keys = KeyRing.from_settings(settings)
 
-    def __init__(self, litestar: Litestar, ingest: IngestApp, metrics: ASGIApp) -> None:
-        self.litestar = request_id_middleware(litestar)  # type: ignore[arg-type]
+    async def behind_a_key(scope: Scope, receive: Any, send: Any) -> None:
+        headers = dict(scope["headers"])
+        given = presented_key(
+            headers.get(b"authorization", b"").decode("latin-1"), headers.get(b"x-api-key", b"").decode("latin-1")
+        )
+        if given is None or keys.identify(given) is None:
+            await send_error(
+                send,
+                Unauthorized(
+                    "/metrics needs an API key (Authorization: Bearer <key> or X-API-Key), "
+                    "or set [server] metrics_port",
+                    headers=(("www-authenticate", "Bearer"),),
+                ),
+            )
+            return
+        await exposition(scope, receive, send)
+
+    return behind_a_key
+
+
+class HookyardApp:
+    """Top-level ASGI callable: the ingest fast path, `/metrics`, then Litestar.
+
+    With `[server] metrics_port`, `hookyard serve` listens there too: a request that
+    arrived on that port gets `/metrics` and nothing else, and the main port has no `/metrics`.
+    """
+
+    def __init__(self, litestar: Litestar, ingest: IngestApp, metrics: ASGIApp, metrics_port: int | None) -> None:
+        self.litestar = request_id_middleware(http_metrics(litestar))  # type: ignore[arg-type]
         self.ingest = ingest
         self.metrics = request_id_middleware(metrics)
+        self.only_metrics = request_id_middleware(_only_metrics)
+        self.metrics_port = metrics_port
         self.runtime: Runtime = litestar.state.runtime
         self.api = litestar
         """The Litestar application itself (OpenAPI, routes), for tools and tests."""
@@ -68,19 +106,46 @@ class HookyardApp:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            if path.startswith("/webhooks/"):
-                await self.ingest(scope, receive, send)
+            if self.metrics_port is not None and (scope.get("server") or ("", 0))[1] == self.metrics_port:
+                app = self.metrics if path == "/metrics" else self.only_metrics
+                await app(scope, receive, send)
                 return
-            if path == "/metrics":
+            if path.startswith("/webhooks/"):
+                await self.ingest.handle(scope, receive, send)
+                return
+            if path == "/metrics" and self.metrics_port is None:
                 await self.metrics(scope, receive, send)
                 return
         await self.litestar(scope, receive, send)
+
+
+
+async def _only_metrics(_scope: Scope, _receive: Any, send: Any) -> None:
+    await send_error(send, NotFound("only /metrics is served on the metrics port"))
+
+
+async def send_error(send: Any, error: HookyardError) -> None:
+    """Answer a raw ASGI request with `error`'s envelope (the ingest fast path does the same)."""
+    status, headers, body = render(error)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _tracing_plugins(tracer: object | None) -> list[Any]:
+    """Litestar's own OpenTelemetry plugin for `/v1` and health, when tracing is on (the otel extra)."""
+    if tracer is None:
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin  # noqa: PLC0415
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/metrics"]))]
 
 
 def create_app(settings: Settings | None = None) -> HookyardApp:
     settings = settings or load_settings()
     configure_logging(settings.log)
     runtime = Runtime.from_settings(settings)
+    tracer = tracing.tracer()
     ingest = IngestApp(
         sources=runtime.sources,
         queue=runtime.queue,
@@ -88,6 +153,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         client_address=runtime.client_address,
         max_body_bytes=settings.server.max_body_bytes,
         body_timeout=settings.server.body_timeout_seconds,
+        tracer=tracer,
     )
 
     @asgi("/webhooks", is_mount=True, tags=["ingest"])
@@ -101,14 +167,14 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         on_shutdown=[runtime.stop],
         openapi_config=OpenAPIConfig(
             title="hookyard",
-            version=VERSION,
+            version=version(),
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
         ),
         debug=False,
         logging_config=None,
-        plugins=[ApiPlugin()],
+        plugins=[ApiPlugin(), *_tracing_plugins(tracer)],
     )
     litestar.state.runtime = runtime
     document_ingest(litestar.openapi_schema)
-    return HookyardApp(litestar, ingest, make_asgi_app())
+    return HookyardApp(litestar, ingest, metrics_endpoint(settings), settings.server.metrics_port)

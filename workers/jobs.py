@@ -26,6 +26,7 @@ import structlog
 from schemas.wire import QueuedEvent
 from workers import deliver, lease, record, store
 from workers.context import HandBack, WorkerContext, get_context
+from workers.shared import tracing
 from workers.shared.defaults import STORE_BATCH, job_options
 
 log = structlog.get_logger("hookyard.jobs")
@@ -36,7 +37,8 @@ def store_batch(events: list[Any]) -> int:
     context = get_context()
     queued = msgspec.convert(events, list[QueuedEvent])
     try:
-        stored, lease_until = context.with_database(store.store_and_claim, context, queued)
+        with tracing.store_spans([(event.id, event.trace) for event in queued]) as traces:
+            stored, lease_until = context.with_database(store.store_and_claim, context, queued)
         log.info(
             "events_stored",
             events=len(stored.events),
@@ -44,7 +46,7 @@ def store_batch(events: list[Any]) -> int:
             event_ids=[e.id for e in queued[:20]],
             request_ids=[e.request_id for e in queued[:20]],
         )
-        outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until)
+        outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces)
         context.with_database(record.record, context, outcomes, complete=True)
         if stored.earlier:  # this job ran before (its worker died): finish what that run left open
             delivery_ids = context.with_database(store.open_deliveries, context, stored.earlier)

@@ -39,7 +39,7 @@ from workers.lease import give_back
 from workers.progress import never_started
 from workers.shared.connections import make_engine
 from workers.shared.defaults import SHUTDOWN_MARGIN_SECONDS
-from workers.shared.logs import configure_logging
+from workers.shared.logs import bound, configure_logging
 from workers.shared.serializer import JSONSerializer
 
 log = structlog.get_logger("hookyard.worker")
@@ -60,7 +60,8 @@ class HookyardWorker(SimpleWorker):
         beat = threading.Thread(target=self._beat, args=(job, execution, done), daemon=True)
         beat.start()
         try:
-            self.perform_job(job, queue, execution)
+            with bound(job_id=job.id):  # every line while the job runs, RQ's and handlers' included
+                self.perform_job(job, queue, execution)
         finally:
             done.set()
             beat.join(timeout=5)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
+import platform
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,12 +20,15 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 import structlog
-from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from schemas.tables import DeliveryRow, DeliveryStatus
+from service.ingest.enqueue import JOB_KEY_PREFIX
+from service.metrics import scrape_registry
+from service.version import version
 from workers.handler_metrics import (
     BUCKETS,
     DURATION_BUCKET_KEY,
@@ -35,15 +40,33 @@ from workers.handler_metrics import (
 
 log = structlog.get_logger("hookyard.api.metrics")
 
+BUILD_LABELS = [version(), platform.python_version(), importlib.metadata.version("rq")]
 REFRESH_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 1.0
 DB_TIMEOUT_SECONDS = 5.0
 
 
+QUEUE_SCAN_JOBS = 10_000
+"""Most waiting jobs one refresh reads to count their events; past that the count is extrapolated."""
+
+# Events waiting: a store job says how many it holds (`hookyard_events`, written by ingest's Lua);
+# any other job (a retry, a replay, a sweep) counts as one. Bounded: it reads at most ARGV[2] jobs.
+COUNT_EVENTS_LUA = """
+local ids = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local events = 0
+for _, id in ipairs(ids) do
+  events = events + (tonumber(redis.call('HGET', ARGV[1] .. id, 'hookyard_events')) or 1)
+end
+return {redis.call('LLEN', KEYS[1]), #ids, events}
+"""
+
+
 @dataclass
 class Snapshot:
-    queues: dict[str, int] | None = None
-    """`<queue>`: waiting jobs; `<queue>:scheduled`: retries waiting in RQ's scheduler."""
+    queue_jobs: dict[str, int] | None = None
+    """state (`waiting`: in the queue; `scheduled`: retries waiting in RQ's scheduler) -> jobs."""
+    queue_events: int | None = None
+    """Events waiting in the queue: what a worker has to store, and what KEDA scales on."""
     dead: int | None = None
     oldest_pending_seconds: float | None = None
     database_read: bool = False
@@ -52,16 +75,27 @@ class Snapshot:
     """handler -> (bucket label -> count in that bucket only, count, sum)."""
 
 
+def waiting_events(jobs: int, scanned: int, events: int) -> int:
+    """Events in the queue: counted over the first `scanned` jobs, the rest at the same average."""
+    if scanned == 0 or jobs <= scanned:
+        return events
+    return round(events * jobs / scanned)
+
+
 async def read_redis(client: aioredis.Redis, queue: str) -> Snapshot:
+    queue_key = f"rq:queue:{queue}"
     async with client.pipeline(transaction=False) as pipe:
-        pipe.llen(f"rq:queue:{queue}")
+        pipe.eval(COUNT_EVENTS_LUA, 1, queue_key, JOB_KEY_PREFIX, QUEUE_SCAN_JOBS)
         pipe.zcard(f"rq:scheduled:{queue}")
         pipe.hgetall(OUTCOMES_KEY)
         pipe.hgetall(DURATION_BUCKET_KEY)
         pipe.hgetall(DURATION_COUNT_KEY)
         pipe.hgetall(DURATION_SUM_KEY)
-        waiting, scheduled, outcomes, buckets, counts, sums = await pipe.execute()
-    snapshot = Snapshot(queues={queue: int(waiting), f"{queue}:scheduled": int(scheduled)})
+        (waiting, scanned, events), scheduled, outcomes, buckets, counts, sums = await pipe.execute()
+    snapshot = Snapshot(
+        queue_jobs={"waiting": int(waiting), "scheduled": int(scheduled)},
+        queue_events=waiting_events(int(waiting), int(scanned), int(events)),
+    )
     for raw, value in outcomes.items():
         handler, _, outcome = raw.decode().rpartition(SEPARATOR)
         snapshot.outcomes[(handler, outcome)] = int(value)
@@ -94,8 +128,9 @@ def read_database(engine: Engine) -> tuple[int, float | None]:
 
 
 class HookyardCollector(Collector):
-    def __init__(self) -> None:
+    def __init__(self, queue: str = "hookyard") -> None:
         self.snapshot = Snapshot()
+        self.queue = queue
         self._lock = threading.Lock()
 
     def update(self, snapshot: Snapshot) -> None:
@@ -105,11 +140,23 @@ class HookyardCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         with self._lock:
             snap = self.snapshot
-        if snap.queues is not None:
-            depth = GaugeMetricFamily("hookyard_queue_depth", "Jobs waiting in the RQ queue", labels=["queue"])
-            for name, value in sorted(snap.queues.items()):
-                depth.add_metric([name], value)
-            yield depth
+        info = GaugeMetricFamily(
+            "hookyard_build_info", "The running hookyard's version (always 1)", labels=["version", "python", "rq"]
+        )
+        info.add_metric(BUILD_LABELS, 1)
+        yield info
+        if snap.queue_jobs is not None and snap.queue_events is not None:
+            events = GaugeMetricFamily(
+                "hookyard_queue_events",
+                "Events waiting in the RQ queue (a store job holds up to [worker] batch_size; other jobs count 1)",
+                labels=["queue"],
+            )
+            events.add_metric([self.queue], snap.queue_events)
+            yield events
+            jobs = GaugeMetricFamily("hookyard_queue_jobs", "RQ jobs by state", labels=["queue", "state"])
+            for state, value in sorted(snap.queue_jobs.items()):
+                jobs.add_metric([self.queue, state], value)
+            yield jobs
         if snap.database_read:
             yield GaugeMetricFamily("hookyard_deliveries_dead", "Deliveries that are dead", value=snap.dead or 0)
             yield GaugeMetricFamily(
@@ -117,7 +164,7 @@ class HookyardCollector(Collector):
                 "Age of the oldest pending or retrying delivery (0 when there is none)",
                 value=snap.oldest_pending_seconds or 0.0,
             )
-        if snap.queues is not None:
+        if snap.queue_jobs is not None:
             outcomes = CounterMetricFamily(
                 "hookyard_deliveries", "Delivery attempts by handler and outcome", labels=["handler", "outcome"]
             )
@@ -142,11 +189,12 @@ COLLECTOR = HookyardCollector()
 _installed = False
 
 
-def install_collector() -> HookyardCollector:
-    """Register the collector with prometheus_client's default registry, once per process."""
+def install_collector(queue: str = "hookyard") -> HookyardCollector:
+    """Register the collector with the registry `/metrics` shows, once per process."""
     global _installed
+    COLLECTOR.queue = queue
     if not _installed:
-        REGISTRY.register(COLLECTOR)
+        scrape_registry().register(COLLECTOR)
         _installed = True
     return COLLECTOR
 
@@ -169,7 +217,7 @@ async def refresh_once(client: aioredis.Redis, engine: Engine, queue: str) -> Sn
 
 async def refresh_forever(client: aioredis.Redis, engine: Engine, queue: str, stop: asyncio.Event) -> None:
     """Refresh the snapshot until `stop` is set (checked between refreshes, not only by cancelling)."""
-    collector = install_collector()
+    collector = install_collector(queue)
     while not stop.is_set():
         collector.update(await refresh_once(client, engine, queue))
         with contextlib.suppress(TimeoutError):

@@ -23,7 +23,7 @@ async def start_api(app: Litestar) -> None:
     """Load handler modules (for replay and `/v1/handlers`) and start the metrics refresher."""
     state = api_state(app)
     await asyncio.to_thread(state.load_handlers)
-    install_collector()
+    install_collector(state.settings.redis.queue)
     stop = asyncio.Event()
     task = asyncio.create_task(refresh_forever(state.runtime.redis, state.engine, state.settings.redis.queue, stop))
     app.state.api_stop = stop

@@ -1,23 +1,28 @@
-"""What the commands share: the `UsageError` that exits 2, settings with overrides, argument types."""
+"""What the commands share: `add_parser` (help with defaults and examples), `UsageError`, argument types.
+
+Kept light on purpose: `hookyard --help` imports every command module, so
+command modules import the stack (SQLAlchemy, Redis, Litestar, ...) inside
+`run`, when the command actually runs, and so does this module's `connected`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterator
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-import redis
-from sqlalchemy.exc import SQLAlchemyError
+if TYPE_CHECKING:
+    import msgspec
 
-from schemas.settings import Settings, load_settings
-from workers.shared.connections import Connections
+    from schemas.settings import Settings
+    from workers.shared.connections import Connections
 
-Command = Callable[[argparse.Namespace, Settings], int]
+Command = Callable[[argparse.Namespace, "Settings"], int]
 Subparsers = Any
 """argparse's private `_SubParsersAction`, which every command module adds its parser to."""
 
@@ -30,9 +35,50 @@ class Unreachable(Exception):
     """Redis or the database failed the command: exit 1, one line."""
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default shown after its help (not for flags and options that default to nothing);
+    prose wrapped to the terminal, but blocks with indented lines (examples, tables) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        blocks = []
+        for block in text.split("\n\n"):
+            lines = block.splitlines()
+            if any(line.startswith("  ") for line in lines):
+                blocks.append("\n".join(indent + line for line in lines))
+            else:
+                prose = " ".join(block.split())
+                blocks.append(textwrap.fill(prose, width, initial_indent=indent, subsequent_indent=indent))
+        return "\n\n".join(blocks)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or isinstance(action.default, list):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_parser(
+    commands: Subparsers, name: str, *, summary: str, examples: Sequence[str], description: str | None = None
+) -> argparse.ArgumentParser:
+    """A command's parser: `summary` in `hookyard --help`, `description` and `examples` in its own help."""
+    epilog = "examples:\n" + "\n".join(f"  {example}" for example in examples)
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=description or summary[:1].upper() + summary[1:] + ".",
+        epilog=epilog,
+        formatter_class=HelpFormatter,
+    )
+    return parser
+
+
 @contextmanager
 def connected(settings: Settings, *also: type[Exception]) -> Iterator[Connections]:
     """This command's connections, closed after; their failures (and `also`) become `Unreachable`."""
+    import redis  # noqa: PLC0415 - see the module docstring
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+    from workers.shared.connections import Connections  # noqa: PLC0415
+
     failures: tuple[type[Exception], ...] = (SQLAlchemyError, redis.RedisError, OSError, *also)
     connections = Connections(settings)
     try:
@@ -45,12 +91,16 @@ def connected(settings: Settings, *also: type[Exception]) -> Iterator[Connection
 
 def emit(result: msgspec.Struct, as_json: bool, text: Callable[[Any], str]) -> int:
     """Print a command's result as JSON (`--json`) or as text for people; exit 0."""
+    import msgspec  # noqa: PLC0415
+
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n" if as_json else text(result))
     return 0
 
 
 def settings_with(overrides: dict[str, str]) -> Settings:
     """Settings as the config file and environment give them, with command-line values on top."""
+    from schemas.settings import load_settings  # noqa: PLC0415
+
     os.environ.update(overrides)
     return load_settings()
 

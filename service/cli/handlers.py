@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-import msgspec
+from service.cli._common import Subparsers, add_parser
 
-from schemas.settings import Settings
-from service.cli._common import Subparsers
-from workers.registry import REGISTRY, HandlerError
+if TYPE_CHECKING:
+    from schemas.settings import Settings
 
 
 def add_command(commands: Subparsers) -> None:
-    handlers = commands.add_parser("handlers", help="list registered handlers")
-    handlers.add_argument("--json", action="store_true")
+    handlers = add_parser(
+        commands,
+        "handlers",
+        summary="list registered handlers",
+        description="List the handlers that [handlers] modules and `hookyard.handlers` entry points register, "
+        "with the actions each matches, its attempts and time limit.",
+        examples=["hookyard handlers", "hookyard handlers --json | jq '.[].name'"],
+    )
+    handlers.add_argument("--json", action="store_true", help="print the list as JSON")
     handlers.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    import msgspec  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
+
+    from workers.registry import REGISTRY, HandlerError  # noqa: PLC0415
+
     try:
         REGISTRY.load_configured(settings.handlers)
     except HandlerError as exc:

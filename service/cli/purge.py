@@ -3,37 +3,52 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from schemas.settings import Settings
-from service.cli._common import Subparsers, UsageError, connected, emit, iso
-from workers.ops.retention import PurgeError, PurgeReport, parse_duration, purge
+from service.cli._common import Subparsers, UsageError, add_parser, connected, emit, iso, positive
+from service.cli._progress import Progress
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+    from workers.ops.retention import PurgeReport
 
 
 def add_command(commands: Subparsers) -> None:
-    p = commands.add_parser(
+    p = add_parser(
+        commands,
         "purge",
-        help="delete stored events older than a cutoff, in small batches",
+        summary="delete stored events older than a cutoff, in small batches",
         description="Delete events (and their deliveries and de-duplication fingerprints) "
-        "received before now minus --older-than. Safe beside running ingest and workers.",
+        "received before now minus --older-than. Safe beside running ingest and workers: "
+        "each batch is its own short transaction. Progress goes to stderr.",
+        examples=[
+            "hookyard purge --older-than 90d --dry-run",
+            "hookyard purge --older-than 90d",
+            "hookyard purge --older-than 12h --batch-size 200 --json",
+        ],
     )
     p.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12h, 30m, 3600s")
-    p.add_argument("--batch-size", type=int, default=1000, metavar="N", help="events per transaction")
+    p.add_argument("--batch-size", type=positive, default=1000, metavar="N", help="events per transaction")
     p.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.ops.retention import PurgeError, parse_duration, purge  # noqa: PLC0415 - imported when run
+
     try:
         older_than = parse_duration(args.older_than)
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
-    if args.batch_size < 1:
-        raise UsageError("--batch-size: must be at least 1")
     with connected(settings, PurgeError) as connections:
-        report = purge(
-            connections.engine, connections.redis, older_than, batch_size=args.batch_size, dry_run=args.dry_run
-        )
+        planned = purge(connections.engine, connections.redis, older_than, dry_run=True)
+        if args.dry_run:
+            return emit(planned, args.json, format_purge)
+        with Progress("hookyard purge", planned.events, "events") as progress:
+            report = purge(
+                connections.engine, connections.redis, older_than, batch_size=args.batch_size, on_batch=progress.advance
+            )
     return emit(report, args.json, format_purge)
 
 

@@ -16,37 +16,54 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-from sqlalchemy import exists, literal, select, tuple_
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from service.cli._common import Subparsers, UsageError, add_parser
+from service.cli._progress import Progress
 
-from schemas.errors import Invalid
-from schemas.ids import is_event_id
-from schemas.settings import Settings
-from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus, UTCDateTime
-from service.api.filters import EventFilter
-from service.cli._common import Subparsers, UsageError
-from workers.ops.replay import Replayed, UnknownHandlers, load_event, queue_replayed, replay_event, replay_events
-from workers.registry import REGISTRY
-from workers.shared.connections import Connections
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
+
+    from schemas.settings import Settings
+    from service.api.filters import EventFilter
+    from workers.ops.replay import Replayed
+    from workers.shared.connections import Connections
 
 BATCH = 500
-STATUSES = (*EventStatus.ALL, *DeliveryStatus.ALL)
+EVENT_STATUSES = ("stored", "processing", "processed", "failed")
+DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "dead")
+"""`schemas.tables.EventStatus.ALL` / `DeliveryStatus.ALL`, spelled out so `--help` needs no SQLAlchemy
+(tests/service/cli/test_cli.py checks they agree)."""
 
 
 def add_command(commands: Subparsers) -> None:
-    replay = commands.add_parser("replay", help="re-run handlers on stored events")
-    replay.add_argument("--event", help="one event id")
+    replay = add_parser(
+        commands,
+        "replay",
+        summary="re-run handlers on stored events",
+        description="Give the chosen deliveries a fresh budget of max_attempts and queue them. Either one "
+        "event (--event) or every event a filter selects, oldest first, in batches of 500. "
+        "--status takes an event status or a delivery status (then only deliveries in it are replayed). "
+        "Progress goes to stderr: a bar on a terminal, a line every few seconds otherwise.",
+        examples=[
+            "hookyard replay --event 01JD3K6Q8Z7W0000000000000",
+            "hookyard replay --action 'LOCATION:*' --status dead --since 2026-11-01 --dry-run",
+            "hookyard replay --action 'LOCATION:*' --status dead --since 2026-11-01 --handler crm-sync",
+        ],
+    )
+    replay.add_argument("--event", metavar="ID", help="one event id")
     replay.add_argument("--action", help="LOCATION:CREATED, LOCATION:* or *:DELETED")
-    replay.add_argument("--status", choices=STATUSES, help="an event status, or a delivery status")
-    replay.add_argument("--since", help="ISO 8601: events received at or after it")
-    replay.add_argument("--until", help="ISO 8601: events received before it")
+    replay.add_argument(
+        "--status", choices=(*EVENT_STATUSES, *DELIVERY_STATUSES), help="an event status, or a delivery status"
+    )
+    replay.add_argument("--since", metavar="TIME", help="ISO 8601: events received at or after it")
+    replay.add_argument("--until", metavar="TIME", help="ISO 8601: events received before it")
     replay.add_argument("--source", help="only events from this source")
-    replay.add_argument("--handler", action="append", dest="handlers", metavar="NAME", help="repeatable")
-    replay.add_argument("--dry-run", action="store_true", help="count the events, change nothing")
+    replay.add_argument(
+        "--handler", action="append", dest="handlers", metavar="NAME", help="only this handler (repeatable)"
+    )
+    replay.add_argument("--dry-run", action="store_true", help="count what would be replayed, change nothing")
     replay.set_defaults(func=run)
 
 
@@ -61,6 +78,16 @@ def _describe(result: Replayed) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    import redis  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    from schemas.errors import Invalid  # noqa: PLC0415
+    from schemas.ids import is_event_id  # noqa: PLC0415
+    from service.api.filters import EventFilter  # noqa: PLC0415
+    from workers.ops.replay import UnknownHandlers, load_event, queue_replayed, replay_event  # noqa: PLC0415
+    from workers.registry import REGISTRY  # noqa: PLC0415
+    from workers.shared.connections import Connections  # noqa: PLC0415
+
     selecting = any(v is not None for v in (args.action, args.status, args.since, args.until, args.source))
     if args.event is None and not selecting:
         raise UsageError("give --event ID, or at least one of --action, --status, --since, --until, --source")
@@ -68,8 +95,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--event cannot be combined with --action, --status, --since, --until or --source")
     if args.event is not None and not is_event_id(args.event):
         raise UsageError(f"--event {args.event!r} is not an event id")
-    event_status = args.status if args.status in EventStatus.ALL else None
-    delivery_status = args.status if args.status in DeliveryStatus.ALL else None
+    event_status = args.status if args.status in EVENT_STATUSES else None
+    delivery_status = args.status if args.status in DELIVERY_STATUSES else None
     try:
         where = EventFilter.parse(
             source=args.source, action=args.action, status=event_status, since=args.since, until=args.until
@@ -121,30 +148,41 @@ def _replay_many(
     statuses: list[str] | None,
     default_max: int,
 ) -> int:
+    from sqlalchemy import exists, func, literal, select, tuple_  # noqa: PLC0415
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    from schemas.tables import DeliveryRow, EventRow, UTCDateTime  # noqa: PLC0415
+    from workers.ops.replay import queue_replayed, replay_events  # noqa: PLC0415
+    from workers.registry import REGISTRY  # noqa: PLC0415
+
     query = select(EventRow.id, EventRow.received_at).where(*where.clauses())
     if statuses is not None:
         query = query.where(exists().where(DeliveryRow.event_id == EventRow.id, DeliveryRow.status.in_(statuses)))
+    with Session(engine) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     query = query.order_by(EventRow.received_at, EventRow.id).limit(BATCH)
     after: Any = None
     events = deliveries = 0
-    while True:
-        page = query if after is None else query.where(tuple_(EventRow.received_at, EventRow.id) > after)
-        with Session(engine) as session:
-            rows = session.execute(page).all()
-            if not rows:
-                break
-            after = tuple_(literal(rows[-1].received_at, UTCDateTime()), literal(rows[-1].id))
-            results = replay_events(
-                session, [row.id for row in rows], REGISTRY, default_max, handlers=args.handlers, statuses=statuses
-            )
-            _finish(session, dry_run=args.dry_run)
-        if not args.dry_run:
-            queue_replayed(connections, results)
-        for result in results:
-            if result.deliveries:
-                print(_describe(result))
-        events += sum(1 for r in results if r.deliveries)
-        deliveries += sum(len(r.deliveries) for r in results)
+    with Progress("hookyard replay", total, "events") as progress:
+        while True:
+            page = query if after is None else query.where(tuple_(EventRow.received_at, EventRow.id) > after)
+            with Session(engine) as session:
+                rows = session.execute(page).all()
+                if not rows:
+                    break
+                after = tuple_(literal(rows[-1].received_at, UTCDateTime()), literal(rows[-1].id))
+                results = replay_events(
+                    session, [row.id for row in rows], REGISTRY, default_max, handlers=args.handlers, statuses=statuses
+                )
+                _finish(session, dry_run=args.dry_run)
+            if not args.dry_run:
+                queue_replayed(connections, results)
+            for result in results:
+                if result.deliveries:
+                    print(_describe(result))
+            events += sum(1 for r in results if r.deliveries)
+            deliveries += sum(len(r.deliveries) for r in results)
+            progress.advance(len(rows))
     verb = "would replay" if args.dry_run else "replayed"
     print(f"{verb} {deliveries} deliveries on {events} events")
     return 0

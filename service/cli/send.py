@@ -14,34 +14,45 @@ import re
 import secrets as random
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from schemas.actions import is_pattern
-from schemas.locators import Locator, parse_locator
-from schemas.settings import Settings, SourceSettings
-from schemas.wire import ACTION_PATTERN
-from service.cli._common import Subparsers, UsageError
+from service.cli._common import Subparsers, UsageError, add_parser
 from service.cli.sign import scheme_of
+
+if TYPE_CHECKING:
+    from schemas.locators import Locator
+    from schemas.settings import Settings, SourceSettings
 
 
 def add_command(commands: Subparsers) -> None:
-    send = commands.add_parser("send", help="send a correctly signed test event")
-    send.add_argument("--source", default="gxm")
-    send.add_argument("--action", default="LOCATION:CREATED")
-    send.add_argument("--payload", default="{}", help="JSON object")
+    send = add_parser(
+        commands,
+        "send",
+        summary="send a correctly signed test event",
+        description="Build a body the source reads as --action (the GuestXM envelope for a gxm source, the "
+        "payload with the source's locators filled in for a json one), sign it the way the source's scheme "
+        "signs, and POST it to a running `hookyard serve`; prints the status and the answer. Exit 0 on 2xx.",
+        examples=[
+            "hookyard send",
+            "hookyard send --action LOCATION:DELETED --payload '{\"company_id\": 7}'",
+            "hookyard send --source stripe --action CHARGE:SUCCEEDED --body charge.json",
+            "hookyard send --url https://hooks.example.com/webhooks/gxm",
+        ],
+    )
+    send.add_argument("--source", default="gxm", help="a configured source name")
+    send.add_argument("--action", default="LOCATION:CREATED", help="the event's action")
+    send.add_argument("--payload", default="{}", help="the payload, a JSON object")
     send.add_argument("--body", type=Path, help="send this file as the body (signed), instead of one built here")
     send.add_argument("--sent-at", type=int, help="Unix seconds (default: now)")
-    send.add_argument("--url", help="full ingest URL (default: from [server])")
-    send.add_argument("--timeout", type=float, default=10.0)
+    send.add_argument("--url", help="full ingest URL (default: http://server.host:server.port/webhooks/SOURCE)")
+    send.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
     send.set_defaults(func=run)
 
 
 def build_test_body(action: str, payload: dict[str, Any], sent_at: int | None) -> bytes:
+    import msgspec  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
+
     data = {"sent_at": int(time.time()) if sent_at is None else sent_at, "action": action, "payload": payload}
     return msgspec.json.encode({"data": data, "meta": {}, "warnings": {}})
 
@@ -59,6 +70,10 @@ def sample_request(
     last one taking what is left (joined with `.`, lower case: a vendor's own
     spelling, which normalises back to `action`).
     """
+    import msgspec  # noqa: PLC0415
+
+    from schemas.locators import parse_locator  # noqa: PLC0415
+
     sent_at = int(time.time()) if sent_at is None else sent_at
     values: list[tuple[Locator, Any]] = []
     targets = [where for where in map(parse_locator, source.action) if where.kind != "literal"]
@@ -93,6 +108,14 @@ def _put(document: dict[str, Any], where: Locator, value: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    import msgspec  # noqa: PLC0415
+
+    from schemas.actions import is_pattern  # noqa: PLC0415
+    from schemas.wire import ACTION_PATTERN  # noqa: PLC0415
+
     scheme, secret = scheme_of(settings, args.source)
     source = settings.source(args.source)
     assert source is not None  # scheme_of said it exists

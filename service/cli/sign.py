@@ -10,15 +10,29 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from schemas.settings import Settings
-from schemas.signatures import SignatureScheme, scheme_for
-from service.cli._common import Subparsers, UsageError
+from service.cli._common import Subparsers, UsageError, add_parser
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+    from schemas.signatures import SignatureScheme
 
 
 def add_command(commands: Subparsers) -> None:
-    sign = commands.add_parser("sign", help="print the signature headers for a source's secret")
-    sign.add_argument("--source", default="gxm")
+    sign = add_parser(
+        commands,
+        "sign",
+        summary="print the signature headers for a source's secret",
+        description="Print the headers a source's scheme gives for a body: what to give a vendor that sends "
+        "the secret's digest (gxm-sha256), or what to send when signing a request by hand.",
+        examples=[
+            "hookyard sign",
+            "hookyard sign --source stripe --body event.json",
+            "curl -s https://example.org/hook.json | hookyard sign --source github --body -",
+        ],
+    )
+    sign.add_argument("--source", default="gxm", help="a configured source name")
     sign.add_argument("--body", help="the body to sign (a file, or - for standard input; default: empty)")
     sign.add_argument("--timestamp", type=int, help="unix seconds for timestamped schemes (default: now)")
     sign.add_argument("--id", dest="message_id", help="the message id for standard-webhooks (default: a new one)")
@@ -27,6 +41,8 @@ def add_command(commands: Subparsers) -> None:
 
 def scheme_of(settings: Settings, source_name: str) -> tuple[SignatureScheme, str]:
     """The source's scheme and the secret a test sender signs with (the first, newest-listed)."""
+    from schemas.signatures import scheme_for  # noqa: PLC0415 - commands import the stack when they run
+
     source = settings.source(source_name)
     if source is None:
         names = ", ".join(s.name for s in settings.sources) or "none configured"

@@ -5,27 +5,32 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from schemas.api_stats import Stats
-from schemas.settings import Settings
-from service.cli._common import Subparsers, UsageError, connected, emit, iso
-from workers.ops.retention import parse_duration
-from workers.ops.stats import collect_stats
+from service.cli._common import Subparsers, UsageError, add_parser, connected, emit, iso
+
+if TYPE_CHECKING:
+    from schemas.api_stats import Stats
+    from schemas.settings import Settings
 
 
 def add_command(commands: Subparsers) -> None:
-    s = commands.add_parser(
+    s = add_parser(
+        commands,
         "stats",
-        help="event, delivery and queue numbers (what GET /v1/stats returns)",
+        summary="event, delivery and queue numbers (what GET /v1/stats returns)",
         description="Counts over events received since --since, delivery states, RQ queue depths "
         "and the age of the oldest open delivery.",
+        examples=["hookyard stats", "hookyard stats --since 7d", "hookyard stats --since 2026-11-01T00:00Z --json"],
     )
-    s.add_argument("--since", default="24h", metavar="AGE|TIME", help="24h, 7d, or an ISO 8601 time")
+    s.add_argument("--since", default="24h", metavar="AGE|TIME", help="an age like 24h or 7d, or an ISO 8601 time")
     s.add_argument("--json", action="store_true", help="print the /v1/stats JSON")
     s.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.ops.stats import collect_stats  # noqa: PLC0415 - commands import the stack when they run
+
     try:
         since = parse_since(args.since)
     except ValueError as exc:
@@ -37,6 +42,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """An age (`24h`) counted back from now, or an ISO 8601 time (UTC if it names no zone)."""
+    from workers.ops.retention import parse_duration  # noqa: PLC0415
+
     try:
         return (now or datetime.now(UTC)) - parse_duration(text)
     except ValueError:

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from schemas.settings import Settings
-from service.cli._common import Subparsers, positive
-from workers.shared.logs import configure_logging
-from workers.worker import run_one, supervise
+from service.cli._common import Subparsers, add_parser, positive
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
 
 
 def add_command(commands: Subparsers) -> None:
-    worker = commands.add_parser("worker", help="run RQ workers that store events and run handlers")
+    worker = add_parser(
+        commands,
+        "worker",
+        summary="run RQ workers that store events and run handlers",
+        description="Run worker processes under a supervisor that restarts a crashed one. SIGTERM lets a "
+        "running handler finish (its time limit + 15 s), hands unstarted deliveries back, then exits 0.",
+        examples=["hookyard worker", "hookyard worker --processes 4", "hookyard worker --burst   # drain, then exit"],
+    )
     worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")
-    worker.add_argument("--processes", type=positive, default=1, help="worker processes (default 1)")
+    worker.add_argument("--processes", type=positive, default=1, help="worker processes")
     worker.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.shared.logs import configure_logging  # noqa: PLC0415 - commands import the stack when they run
+    from workers.worker import run_one, supervise  # noqa: PLC0415
+
     configure_logging(settings.log)
     if args.burst:
         return run_one(settings, burst=True)

@@ -26,6 +26,7 @@ de-duplicated and never queued twice.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import uuid
 from collections.abc import Sequence
@@ -189,7 +190,8 @@ class EventQueue:
         future: asyncio.Future[EnqueueResult] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(event, future))
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop())
+            # A fresh context: the flusher serves many requests, so it must not log as the first one.
+            self._flusher = asyncio.create_task(self._flush_loop(), context=contextvars.Context())
         return await future
 
     async def _flush_loop(self) -> None:

@@ -15,7 +15,8 @@ import asyncio
 import hashlib
 import re
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -39,10 +40,14 @@ from schemas.signatures import SIGNATURE_HEADERS
 from schemas.wire import Accepted, Envelope, QueuedEvent
 from service import metrics
 from service.errors import render
-from service.ingest.enqueue import EventQueue, QueueUnavailable
+from service.ingest.enqueue import EnqueueResult, EventQueue, QueueUnavailable
 from service.ingest.sources import ClientAddress, Source
 from service.limiter import Limiter
 from service.request_ids import request_id as make_request_id
+from workers.shared import tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 log = structlog.get_logger("hookyard.ingest")
 
@@ -76,6 +81,7 @@ class IngestApp:
         max_body_bytes: int,
         body_timeout: float,
         limiter: Limiter | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.sources = sources
         self.queue = queue
@@ -83,12 +89,56 @@ class IngestApp:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.limiter = limiter
+        self.tracer = tracer
+        """Set only when tracing is on (workers.shared.tracing)."""
+        self.handle: Callable[[Scope, Any, Any], Awaitable[int]] = self._answer if tracer is None else self._traced
+        """The request handler, chosen once: with tracing off the fast path runs no tracing code at all."""
+        self._submit: Callable[[QueuedEvent], Awaitable[EnqueueResult]] = (
+            queue.submit if tracer is None else self._enqueue_traced
+        )
+        for name in sources:  # every source's counters exist from the start: rate() and alerts see 0, not nothing
+            for counter in (metrics.EVENTS_RECEIVED, metrics.EVENTS_DUPLICATE, metrics.EVENTS_SPOOLED):
+                counter.labels(name)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        await self.handle(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Any, send: Any) -> int:
+        """The ingest span, child of the sender's `traceparent` when it sent one (W3C trace context)."""
+        from opentelemetry.trace import SpanKind  # noqa: PLC0415 - the otel extra, only when tracing is on
+
+        assert self.tracer is not None
+        headers = dict(scope["headers"])
+        parent = tracing.extract(headers.get(b"traceparent"), headers.get(b"tracestate"))
+        attributes = {"http.request.method": scope["method"], "url.path": scope["path"]}
+        with self.tracer.start_as_current_span(
+            "POST /webhooks/{source}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+        ) as span:
+            status = await self._answer(scope, receive, send)
+            span.set_attribute("http.response.status_code", status)
+            span.set_attribute("hookyard.source", _label(_source_name(scope), self.sources))
+        return status
+
+    async def _enqueue_traced(self, event: QueuedEvent) -> EnqueueResult:
+        """The enqueue span; its `traceparent` travels inside the event, so the worker's spans join the trace."""
+        from opentelemetry.trace import SpanKind  # noqa: PLC0415 - the otel extra, only when tracing is on
+
+        assert self.tracer is not None
+        with self.tracer.start_as_current_span(
+            "enqueue", kind=SpanKind.PRODUCER, attributes={"hookyard.event_id": event.id}
+        ) as span:
+            result = await self.queue.submit(msgspec.structs.replace(event, trace=tracing.current_traceparent()))
+            span.set_attribute("hookyard.duplicate", result.duplicate)
+            span.set_attribute("hookyard.spooled", result.spooled)
+            return result
+
+    async def _answer(self, scope: Scope, receive: Any, send: Any) -> int:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         request_id = make_request_id(headers.get(b"x-request-id"))
         source_name = _source_name(scope)
+        # Every line inside this request, ours or a library's, carries its request_id (the task's own context).
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             reply = await self._ingest(scope, receive, headers, source_name, request_id)
             response = reply.status, list(reply.headers), reply.body
@@ -107,6 +157,7 @@ class IngestApp:
             response = render(Internal())
         await _respond(send, *response, request_id)
         metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
+        return response[0]
 
     async def _ingest(
         self, scope: Scope, receive: Any, headers: dict[bytes, bytes], source_name: str, request_id: str
@@ -136,7 +187,7 @@ class IngestApp:
             return Reply(200, _TEXT, event.encode("utf-8"))
         event = msgspec.structs.replace(event, headers=_kept_headers(scope["headers"]))
         try:
-            result = await self.queue.submit(event)
+            result = await self._submit(event)
         except QueueUnavailable:
             raise Unavailable("queue unavailable, retry later") from None
         warnings: dict[str, Any] = {}

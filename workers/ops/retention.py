@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -75,8 +75,12 @@ def purge(
     now: datetime | None = None,
     *,
     dry_run: bool = False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> PurgeReport:
-    """Delete events received before `now - older_than`, their deliveries and fingerprints."""
+    """Delete events received before `now - older_than`, their deliveries and fingerprints.
+
+    `on_batch(events)` is called after each committed batch (the CLI's progress).
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     cutoff = (now or datetime.now(UTC)) - older_than
@@ -103,6 +107,8 @@ def purge(
             deliveries += _rowcount(session.execute(delete(DeliveryRow).where(DeliveryRow.event_id.in_(ids))))
             events += _rowcount(session.execute(delete(EventRow).where(EventRow.id.in_(ids))))
         batches += 1
+        if on_batch is not None:
+            on_batch(len(rows))
         try:
             fingerprints += _forget_fingerprints(hdel, rows)
         except redis.RedisError as exc:

@@ -73,7 +73,7 @@ def test_metrics_show_queue_depth_dead_and_handler_outcomes(config, server, work
     worker.drain()
 
     def scrape() -> str:
-        text = httpx.get(f"{server}/metrics", timeout=5).text
+        text = httpx.get(f"{server}/metrics", headers=READ, timeout=5).text
         return text if 'hookyard_deliveries_total{handler="fails",outcome="dead"} 1.0' in text else ""
 
     deadline = time.monotonic() + 15
@@ -81,11 +81,12 @@ def test_metrics_show_queue_depth_dead_and_handler_outcomes(config, server, work
     while time.monotonic() < deadline and not text:
         text = scrape()
         time.sleep(0.5)
-    assert text, httpx.get(f"{server}/metrics", timeout=5).text
+    assert text, httpx.get(f"{server}/metrics", headers=READ, timeout=5).text
     assert 'hookyard_deliveries_total{handler="crm",outcome="succeeded"} 1.0' in text
     assert 'hookyard_handler_duration_seconds_count{handler="crm"} 1.0' in text
     assert 'hookyard_handler_duration_seconds_bucket{handler="crm",le="+Inf"} 1.0' in text
-    assert 'hookyard_queue_depth{queue="hookyard"} 0.0' in text
+    assert 'hookyard_queue_events{queue="hookyard"} 0.0' in text
+    assert 'hookyard_queue_jobs{queue="hookyard",state="waiting"} 0.0' in text
     assert "hookyard_deliveries_dead 1.0" in text
     assert "hookyard_oldest_pending_seconds 0.0" in text
     assert "hookyard_events_received_total" in text

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +19,7 @@ from schemas.api_stats import Stats
 from schemas.migrate import upgrade
 from schemas.settings import DatabaseSettings, RedisSettings, Settings
 from service.cli import build_parser, run_command
+from service.cli._progress import Progress
 from service.cli.stats import parse_since
 from tests.workers.rows import event_row, store, unique_source
 from workers.ops.retention import FINGERPRINT_KEY
@@ -48,7 +55,8 @@ def seeded(settings, redis_client) -> str:
 
 def test_purge_reports_what_it_deleted(settings, seeded, redis_client, capsys):
     assert _run(["purge", "--older-than", "90d", "--batch-size", "1"], settings) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err.splitlines()[-1].startswith("hookyard purge: 2/2 events (100%)")  # progress goes to stderr
     assert "deleted 2 events and 4 deliveries received before" in out
     assert "removed 2 fingerprints in 2 batches" in out
     assert redis_client.hlen(FINGERPRINT_KEY.format(source=seeded)) == 1
@@ -125,3 +133,73 @@ def test_since_accepts_ages_and_times():
     assert parse_since("24h", now) == now - timedelta(hours=24)
     assert parse_since("2026-11-01T00:00:00+01:00", now) == datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
     assert parse_since("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.mark.timeout(60)
+def test_purge_on_a_terminal_draws_a_progress_bar(settings, seeded, redis_client):
+    """On a terminal (a pty here) the progress is rich's bar, on stderr; stdout keeps only the report."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
+    env |= {"HOOKYARD_DATABASE_URL": settings.database.url, "HOOKYARD_REDIS_URL": settings.redis.url}
+    env |= {"COLUMNS": "100", "TERM": "xterm"}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "service.cli", "purge", "--older-than", "90d", "--batch-size", "1"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        os.close(secondary)
+        screen = b""
+        while select.select([primary], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        os.close(primary)
+    assert result.returncode == 0
+    assert result.stdout.startswith("deleted 2 events and 4 deliveries")
+    text = screen.decode("utf-8", "replace")
+    assert "hookyard purge" in text
+    assert "━" in text  # the bar
+    assert "2/2" in text
+
+
+def test_progress_off_a_terminal_is_a_line_now_and_then_and_the_last_count_once():
+    stream = io.StringIO()
+    with Progress("hookyard replay", 1500, "events", stream=stream, every=0.0) as progress:
+        for _ in range(3):
+            progress.advance(500)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "hookyard replay: 500/1500 events (33%)",
+        "hookyard replay: 1000/1500 events (66%)",
+        "hookyard replay: 1500/1500 events (100%)",
+    ]
+
+
+def test_a_bar_on_the_terminal_leaves_results_printed_meanwhile_on_stdout(capsys):
+    """stderr a terminal, stdout a file: the per-event lines stay in the file, only the bar is drawn."""
+    primary, secondary = pty.openpty()
+    terminal = os.fdopen(secondary, "w")
+    try:
+        with Progress("hookyard replay", 2, "events", stream=terminal) as progress:
+            print("01ABC: crm-sync (queued)")
+            progress.advance(2)
+        terminal.flush()
+        screen = b""
+        while select.select([primary], [], [], 0.2)[0]:
+            screen += os.read(primary, 65536)
+    finally:
+        terminal.close()
+        os.close(primary)
+    assert capsys.readouterr().out == "01ABC: crm-sync (queued)\n"
+    assert b"01ABC" not in screen
+    assert b"2/2" in screen

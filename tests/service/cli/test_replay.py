@@ -36,10 +36,12 @@ def test_replay_dead_deliveries_by_filter(config, client, worker, registry):
     dry = hookyard(config, "replay", "--action", "LOCATION:*", "--status", "dead", "--since", since, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would replay 2 deliveries on 2 events" in dry.stdout
+    assert "hookyard replay: 2/2 events (100%)" in dry.stderr  # progress, off a terminal: lines on stderr
 
     done = hookyard(config, "replay", "--action", "LOCATION:*", "--status", "dead", "--since", since)
     assert done.returncode == 0, done.stderr
     assert "replayed 2 deliveries on 2 events" in done.stdout
+    assert "hookyard replay: 2/2 events (100%)" in done.stderr
     assert all(event_id in done.stdout for event_id in located)
     assert "audit" not in done.stdout  # succeeded, not dead: not replayed
     worker.drain()
