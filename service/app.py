@@ -25,6 +25,7 @@ from service.api.auth import KeyRing, presented_key
 from service.errors import EXCEPTION_HANDLERS, render
 from service.health import live, ready
 from service.ingest.receive import IngestApp
+from service.ingest.sources import ClientAddress
 from service.metrics import http_metrics, scrape_registry
 from service.request_ids import request_id as make_request_id
 from service.runtime import Runtime
@@ -59,8 +60,14 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def metrics_endpoint(settings: Settings) -> ASGIApp:
-    """`/metrics`: on `[server] metrics_port` as it is, on the main port only for a valid API key."""
+def metrics_endpoint(settings: Settings, client_address: ClientAddress) -> ASGIApp:
+    """`/metrics`: on `[server] metrics_port` as it is; on the main port to this host, or with a valid API key.
+
+    The ingest port faces vendors, so a scrape from elsewhere must name a key
+    (or use the metrics port); a scrape from this host (the operator, a sidecar,
+    CONTRACT section 6's unauthenticated `/metrics`) needs none. Behind a proxy
+    the client is the one `trusted_proxies` vouches for, never the proxy itself.
+    """
     exposition = make_asgi_app(scrape_registry())
     if settings.server.metrics_port is not None:
         return exposition
@@ -68,6 +75,11 @@ def metrics_endpoint(settings: Settings) -> ASGIApp:
 
     async def behind_a_key(scope: Scope, receive: Any, send: Any) -> None:
         headers = dict(scope["headers"])
+        peer = scope.get("client")
+        address = client_address.resolve(peer[0] if peer else None, headers.get(b"x-forwarded-for"))
+        if address is not None and address.is_loopback:
+            await exposition(scope, receive, send)
+            return
         given = presented_key(
             headers.get(b"authorization", b"").decode("latin-1"), headers.get(b"x-api-key", b"").decode("latin-1")
         )
@@ -117,7 +129,6 @@ class HookyardApp:
                 await self.metrics(scope, receive, send)
                 return
         await self.litestar(scope, receive, send)
-
 
 
 async def _only_metrics(_scope: Scope, _receive: Any, send: Any) -> None:
@@ -177,4 +188,6 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
     )
     litestar.state.runtime = runtime
     document_ingest(litestar.openapi_schema)
-    return HookyardApp(litestar, ingest, metrics_endpoint(settings), settings.server.metrics_port)
+    return HookyardApp(
+        litestar, ingest, metrics_endpoint(settings, runtime.client_address), settings.server.metrics_port
+    )

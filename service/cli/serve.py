@@ -23,7 +23,8 @@ def add_command(commands: Subparsers) -> None:
         "serve",
         summary="run the HTTP API",
         description="Serve ingest (POST /webhooks/SOURCE), the /v1 read API, /health/* and /metrics under "
-        "uvicorn. /metrics is on [server] metrics_port when set, else on the main port behind an API key. "
+        "uvicorn. /metrics is on [server] metrics_port when set, else on the main port "
+        "(free from this host, else behind an API key). "
         "With --workers N the processes share their counters (prometheus_client's multiprocess mode). "
         "SIGTERM drains in-flight requests, then exits 0.",
         examples=[

@@ -88,13 +88,19 @@ def test_v1_requests_are_counted_by_route_template(config, server):
     assert sample(text, "hookyard_http_request_seconds_count", method="GET", route="/v1/events") == 1.0
 
 
-def test_metrics_on_the_ingest_port_need_a_key(config, server):
-    refused = httpx.get(f"{server}/metrics", timeout=5)
+def test_metrics_on_the_ingest_port_need_a_key_from_elsewhere(make_config, server_for):
+    """A scrape from this host needs no key (CONTRACT section 6); one from another host does."""
+    config = make_config(server={"trusted_proxies": ["127.0.0.1/32"]})
+    server = server_for(config)
+    assert httpx.get(f"{server}/metrics", timeout=5).status_code == 200
+    remote = {"X-Forwarded-For": "203.0.113.7"}  # what the trusted proxy says of a client elsewhere
+    refused = httpx.get(f"{server}/metrics", headers=remote, timeout=5)
     body = assert_error(refused, 401, "ERR:MSG:UNAUTHORIZED")
     assert "metrics_port" in body["data"]["detail"]
     assert refused.headers["www-authenticate"] == "Bearer"
-    assert httpx.get(f"{server}/metrics", headers={"Authorization": "Bearer nope"}, timeout=5).status_code == 401
-    assert httpx.get(f"{server}/metrics", headers=KEY, timeout=5).status_code == 200
+    wrong = {**remote, "Authorization": "Bearer nope"}
+    assert httpx.get(f"{server}/metrics", headers=wrong, timeout=5).status_code == 401
+    assert httpx.get(f"{server}/metrics", headers={**remote, **KEY}, timeout=5).status_code == 200
 
 
 def test_metrics_port_serves_metrics_only_and_the_ingest_port_none(make_config, server_for):
