@@ -169,6 +169,8 @@ class ReplayRow(Base):
     """Deliveries queued again so far."""
     position: Mapped[int] = mapped_column(BigInteger, default=0)
     """The last `replay_items.delivery_id` done: batches resume after it."""
+    runner: Mapped[str] = mapped_column(String(32))
+    """The token of the one job chain allowed to run it; the sweep replaces it when that chain is lost."""
     created_by: Mapped[str] = mapped_column(String(200))
     """The API key's name (never the key), or `cli`."""
     request_id: Mapped[str] = mapped_column(String(128))
@@ -187,6 +189,8 @@ class ReplayItemRow(Base):
 
     replay_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     delivery_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    """Kept so the planned event count is a count of this table alone."""
 
 
 class RejectionRow(Base):

@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         client_address=runtime.client_address,
         max_body_bytes=settings.server.max_body_bytes,
         body_timeout=settings.server.body_timeout_seconds,
+        rejections=runtime.rejections,
     )
 
     @asgi("/webhooks", is_mount=True, tags=["ingest"])

@@ -1,10 +1,14 @@
-"""Event filters shared by the list, the live stream and `hookyard replay`.
+"""Filters shared by the lists, the live stream, replays and the console.
 
-Each filter becomes SQL that an index serves (`action` exact, `RESOURCE:*`
+`EventFilter` (events: the list, the stream, the event side of a replay):
+each filter becomes SQL that an index serves (`action` exact, `RESOURCE:*`
 on `resource`, `*:VERB` on `verb`, each indexed with `received_at, id`), and
 the same test in Python for the stream, which filters rows it already read
-by `seq`. Bad values raise `Invalid` naming what was wrong: `400
-ERR:MSG:VALIDATION:<WHAT>` from the API, exit 2 from the CLI.
+by `seq`. `DeliveryFilter` (`/v1/deliveries`, dead letters) filters
+deliveries on `updated_at` and their event's source and action, the latter
+meaning exactly what they mean for events. `RejectionFilter` is the ledger's.
+Bad values raise `Invalid` naming what was wrong: `400
+ERR:MSG:VALIDATION:<WHAT>` from the API and the console, exit 2 from the CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, not_
 
 from schemas.errors import Invalid
-from schemas.tables import EventRow, EventStatus
+from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus, RejectionRow
 
 _NAME = r"[A-Z][A-Z0-9_]*"
 ACTION_FILTER_PATTERN = rf"^({_NAME}(:{_NAME})+|{_NAME}:\*|\*:{_NAME})$"
@@ -43,10 +47,29 @@ def parse_time(value: str, what: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def parse_status(value: str) -> str:
-    if value not in EventStatus.ALL:
-        raise Invalid("STATUS", f"status must be one of {', '.join(EventStatus.ALL)}")
+def parse_status(value: str, allowed: tuple[str, ...] = EventStatus.ALL, what: str = "status") -> str:
+    if value not in allowed:
+        raise Invalid(what.upper(), f"{what} must be one of {', '.join(allowed)}")
     return value
+
+
+def action_clauses(action: str) -> list[ColumnElement[bool]]:
+    """SQL for an action filter on events: exact on `action`, `RESOURCE:*` on `resource`, `*:VERB` on `verb`."""
+    resource, _, verb = action.partition(":")
+    if verb == "*":
+        return [EventRow.resource == resource, not_(EventRow.action.like("%:%:%"))]
+    if resource == "*":
+        return [EventRow.verb == verb, not_(EventRow.action.like("%:%:%"))]
+    return [EventRow.action == action]
+
+
+def query_hash(*parts: str) -> str:
+    """A short hash of a list's name, filters and order, which a cursor carries."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat()
 
 
 @dataclass(frozen=True)
@@ -82,13 +105,7 @@ class EventFilter:
         if self.source is not None:
             where.append(EventRow.source == self.source)
         if self.action is not None:
-            resource, _, verb = self.action.partition(":")
-            if verb == "*":
-                where += [EventRow.resource == resource, not_(EventRow.action.like("%:%:%"))]
-            elif resource == "*":
-                where += [EventRow.verb == verb, not_(EventRow.action.like("%:%:%"))]
-            else:
-                where.append(EventRow.action == self.action)
+            where += action_clauses(self.action)
         if self.status is not None:
             where.append(EventRow.status == self.status)
         if self.since is not None:
@@ -111,15 +128,116 @@ class EventFilter:
 
     def fingerprint(self, order: str) -> str:
         """A short hash of the query a cursor belongs to."""
-        parts = [
+        return query_hash(
+            self.source or "", self.action or "", self.status or "", _iso(self.since), _iso(self.until), order
+        )
+
+    def is_empty(self) -> bool:
+        return self == EventFilter()
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """`GET /v1/deliveries`: newest `updated_at` first; `source` and `action` are the event's."""
+
+    handler: str | None = None
+    status: str | None = None
+    """A delivery status."""
+    source: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    """Inclusive, on `updated_at`."""
+    until: datetime | None = None
+    """Exclusive, on `updated_at`."""
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        handler: str | None = None,
+        status: str | None = None,
+        source: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> DeliveryFilter:
+        return cls(
+            handler=handler,
+            status=None if status is None else parse_status(status, DeliveryStatus.ALL),
+            source=source,
+            action=None if action is None else parse_action(action),
+            since=None if since is None else parse_time(since, "since"),
+            until=None if until is None else parse_time(until, "until"),
+        )
+
+    @property
+    def needs_events(self) -> bool:
+        """Whether the event's columns take part in the filter (a join on `events` either way for the page)."""
+        return self.source is not None or self.action is not None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.handler is not None:
+            where.append(DeliveryRow.handler == self.handler)
+        if self.status is not None:
+            where.append(DeliveryRow.status == self.status)
+        if self.source is not None:
+            where.append(EventRow.source == self.source)
+        if self.action is not None:
+            where += action_clauses(self.action)
+        if self.since is not None:
+            where.append(DeliveryRow.updated_at >= self.since)
+        if self.until is not None:
+            where.append(DeliveryRow.updated_at < self.until)
+        return where
+
+    def fingerprint(self, order: str) -> str:
+        return query_hash(
+            "deliveries",
+            self.handler or "",
+            self.status or "",
             self.source or "",
             self.action or "",
-            self.status or "",
-            "" if self.since is None else self.since.isoformat(),
-            "" if self.until is None else self.until.isoformat(),
+            _iso(self.since),
+            _iso(self.until),
             order,
-        ]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+        )
+
+
+@dataclass(frozen=True)
+class RejectionFilter:
+    """`GET /v1/rejections`: newest first by `received_at`."""
+
+    source: str | None = None
+    code: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def parse(
+        cls, *, source: str | None = None, code: str | None = None, since: str | None = None, until: str | None = None
+    ) -> RejectionFilter:
+        return cls(
+            source=source,
+            code=code,
+            since=None if since is None else parse_time(since, "since"),
+            until=None if until is None else parse_time(until, "until"),
+        )
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.source is not None:
+            where.append(RejectionRow.source == self.source)
+        if self.code is not None:
+            where.append(RejectionRow.code == self.code)
+        if self.since is not None:
+            where.append(RejectionRow.received_at >= self.since)
+        if self.until is not None:
+            where.append(RejectionRow.received_at < self.until)
+        return where
+
+    def fingerprint(self, order: str) -> str:
+        return query_hash("rejections", self.source or "", self.code or "", _iso(self.since), _iso(self.until), order)
 
 
 def _action_matches(pattern: str, action: str) -> bool:

@@ -13,8 +13,9 @@ def add_command(commands: Subparsers) -> None:
     p = commands.add_parser(
         "purge",
         help="delete stored events older than a cutoff, in small batches",
-        description="Delete events (and their deliveries and de-duplication fingerprints) "
-        "received before now minus --older-than. Safe beside running ingest and workers.",
+        description="Delete events (and their deliveries and de-duplication fingerprints), rejection-ledger "
+        "rows and finished bulk replays from before now minus --older-than, and expired console sessions. "
+        "Safe beside running ingest and workers.",
     )
     p.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12h, 30m, 3600s")
     p.add_argument("--batch-size", type=int, default=1000, metavar="N", help="events per transaction")
@@ -44,4 +45,5 @@ def format_purge(report: PurgeReport) -> str:
     ]
     if not report.dry_run:
         lines.append(f"removed {report.fingerprints} fingerprints in {report.batches} batches")
+    lines.append(f"{verb} {report.rejections} rejection-ledger rows and {report.replays} finished replays")
     return "\n".join(lines) + "\n"

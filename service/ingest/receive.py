@@ -39,6 +39,7 @@ from service import metrics
 from service.errors import render
 from service.ingest.duplicate_keys import repeated_key
 from service.ingest.enqueue import EventQueue, QueueUnavailable
+from service.ingest.rejections import RejectionLedger
 from service.ingest.sources import ClientAddress, Source
 from service.limiter import Limiter
 from service.request_ids import request_id as make_request_id
@@ -67,6 +68,7 @@ class IngestApp:
         max_body_bytes: int,
         body_timeout: float,
         limiter: Limiter | None = None,
+        rejections: RejectionLedger | None = None,
     ) -> None:
         self.sources = sources
         self.queue = queue
@@ -74,6 +76,7 @@ class IngestApp:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.limiter = limiter
+        self.rejections = rejections
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -83,21 +86,33 @@ class IngestApp:
         try:
             status, envelope = await self._ingest(scope, receive, headers, source_name, request_id)
             response = status, [(b"content-type", b"application/json")], _encode(envelope)
-        except HookyardError as error:
-            metrics.EVENTS_REJECTED.labels(_label(source_name, self.sources), error.meta_code).inc()
-            log.info(
-                "ingest_rejected",
-                request_id=request_id,
-                source=source_name[:64],
-                status=error.status,
-                code=error.meta_code,
-            )
+        except Exception as exc:  # noqa: BLE001 - a bug too is answered with the envelope, never a trace
+            error = self._rejected(exc, source_name, request_id)
+            if self.rejections is not None:
+                self.rejections.record(source_name, error, self._client_ip(scope, headers), request_id)
             response = render(error)
-        except Exception as exc:  # a bug: answer with the envelope, never a bare 500 or a trace
-            log.error("ingest_failed", request_id=request_id, error_type=type(exc).__name__, exc_info=exc)
-            response = render(Internal())
         await _respond(send, *response, request_id)
         metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
+
+    def _rejected(self, exc: Exception, source_name: str, request_id: str) -> HookyardError:
+        """The error to answer with, logged and counted; a bug becomes `Internal`, never a trace."""
+        if not isinstance(exc, HookyardError):
+            log.error("ingest_failed", request_id=request_id, error_type=type(exc).__name__, exc_info=exc)
+            return Internal()
+        metrics.EVENTS_REJECTED.labels(_label(source_name, self.sources), exc.meta_code).inc()
+        log.info(
+            "ingest_rejected",
+            request_id=request_id,
+            source=source_name[:64],
+            status=exc.status,
+            code=exc.meta_code,
+        )
+        return exc
+
+    def _client_ip(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
+        client = scope.get("client")
+        address = self.client_address.resolve(client[0] if client else None, headers.get(b"x-forwarded-for"))
+        return "" if address is None else str(address)
 
     async def _ingest(
         self, scope: Scope, receive: Any, headers: dict[bytes, bytes], source_name: str, request_id: str

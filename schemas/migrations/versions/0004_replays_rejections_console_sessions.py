@@ -62,6 +62,7 @@ def upgrade() -> None:
         "replay_items",
         sa.Column("replay_id", sa.String(length=36), nullable=False),
         sa.Column("delivery_id", sa.BigInteger(), nullable=False),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
         sa.PrimaryKeyConstraint("replay_id", "delivery_id", name=op.f("pk_replay_items")),
     )
     op.create_table(
@@ -73,6 +74,7 @@ def upgrade() -> None:
         sa.Column("deliveries", sa.Integer(), nullable=False),
         sa.Column("queued", sa.Integer(), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("runner", sa.String(length=32), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("request_id", sa.String(length=128), nullable=False),
         sa.Column("created_at", schemas.tables.UTCDateTime(timezone=True), nullable=False),

@@ -40,8 +40,9 @@ def test_replay_dead_deliveries_by_filter(config, client, worker, registry):
     done = hookyard(config, "replay", "--action", "LOCATION:*", "--status", "dead", "--since", since)
     assert done.returncode == 0, done.stderr
     assert "replayed 2 deliveries on 2 events" in done.stdout
-    assert all(event_id in done.stdout for event_id in located)
-    assert "audit" not in done.stdout  # succeeded, not dead: not replayed
+    replay_id = done.stdout.split()[1].rstrip(":")
+    recorded = client.get(f"/v1/replays/{replay_id}", headers=READ).json()["data"]
+    assert (recorded["status"], recorded["events"], recorded["deliveries"], recorded["queued"]) == ("done", 2, 2, 2)
     worker.drain()
 
     statuses = {e["id"]: e["status"] for e in client.get("/v1/events", headers=READ).json()["data"]}
