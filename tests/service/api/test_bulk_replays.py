@@ -1,0 +1,136 @@
+"""`POST /v1/replays` and `GET /v1/replays/{id}`: the dry run counts exactly what the replay re-runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from schemas.tables import ReplayItemRow, ReplayRow
+from tests.service.api.conftest import ADMIN, READ, ingest
+from workers.event import Event, PermanentError
+from workers.ops.replay import advance_replay
+
+DEAD_CRM = {"delivery_status": "dead", "handlers": ["crm"]}
+
+
+def _replay(client, filter_, dry_run=False, headers=ADMIN):
+    return client.post("/v1/replays", json={"filter": filter_, "dry_run": dry_run}, headers=headers)
+
+
+def _runner(config, replay_id):
+    """The runner token the API gave the replay's job (what the worker job is called with)."""
+    engine = create_engine(config.settings.database.url)
+    with engine.connect() as conn:
+        runner = conn.execute(select(ReplayRow.runner).where(ReplayRow.id == replay_id)).scalar_one()
+    engine.dispose()
+    return runner
+
+
+@pytest.fixture
+def broken_crm(registry):
+    """`crm` fails for good until healed; `audit` always succeeds."""
+    state = {"healthy": False, "runs": []}
+
+    def crm(event: Event) -> None:
+        state["runs"].append((event.id, event.attempt))
+        if not state["healthy"]:
+            raise PermanentError("crm is down")
+
+    registry.handler("LOCATION:*", "USER:*", name="crm")(crm)
+    registry.handler("LOCATION:*", name="audit")(lambda event: None)
+    return state
+
+
+def test_dry_run_counts_exactly_what_the_replay_then_replays(client, worker, registry, config, broken_crm):
+    located = [ingest(client, "LOCATION:CREATED") for _ in range(3)]
+    user = ingest(client, "USER:CREATED")
+    worker.drain()
+    before = client.get("/v1/deliveries", params={"status": "dead"}, headers=READ).json()["data"]
+    assert len(before) == 4
+
+    dry = _replay(client, {**DEAD_CRM, "action": "LOCATION:*"}, dry_run=True)
+    assert dry.status_code == 200, dry.text
+    assert dry.json() == {"data": {"events": 3, "deliveries": 3}, "meta": {}, "warnings": {}}
+    assert client.get("/v1/deliveries", params={"status": "dead"}, headers=READ).json()["data"] == before
+
+    created = _replay(client, {**DEAD_CRM, "action": "LOCATION:*"})
+    assert created.status_code == 201, created.text
+    replay = created.json()["data"]
+    assert created.headers["location"] == f"/v1/replays/{replay['id']}"
+    assert (replay["status"], replay["events"], replay["deliveries"], replay["finished_at"]) == ("queued", 3, 3, None)
+    assert replay["created_at"].endswith("Z")
+
+    broken_crm["healthy"] = True
+    outcome = advance_replay(
+        worker.context.connections, registry, 5, replay["id"], _runner(config, replay["id"]), batch=2
+    )
+    assert outcome == "done"
+    progress = client.get(created.headers["location"], headers=READ).json()["data"]
+    assert (progress["status"], progress["queued"]) == ("done", 3)
+    assert progress["finished_at"] is not None
+    worker.drain()
+    statuses = {e["id"]: e["status"] for e in client.get("/v1/events", headers=READ).json()["data"]}
+    assert [statuses[event_id] for event_id in located] == ["processed"] * 3
+    assert statuses[user] == "failed"  # outside the filter
+    assert sorted(attempt for event_id, attempt in broken_crm["runs"] if event_id in located) == [1, 1, 1, 2, 2, 2]
+
+    engine = create_engine(config.settings.database.url)
+    with engine.connect() as conn:  # the frozen set is dropped once done
+        assert conn.execute(select(func.count()).select_from(ReplayItemRow)).scalar() == 0
+    engine.dispose()
+
+
+def test_event_status_and_time_filters_choose_events_then_their_deliveries(client, worker, config, broken_crm):
+    ingest(client, "LOCATION:CREATED")
+    worker.drain()
+    failed = _replay(client, {"status": "failed"}, dry_run=True).json()["data"]
+    assert failed == {"events": 1, "deliveries": 2}  # all deliveries of failed events: crm and audit
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert _replay(client, {"since": future}, dry_run=True).json()["data"] == {"events": 0, "deliveries": 0}
+    nothing = _replay(client, {"since": future})
+    assert nothing.status_code == 201
+    assert nothing.json()["data"]["status"] == "done"  # nothing chosen: done at once
+
+
+def test_a_second_runner_cannot_run_a_replay_it_does_not_own(client, worker, registry, config, broken_crm):
+    ingest(client, "LOCATION:CREATED")
+    worker.drain()
+    replay = _replay(client, DEAD_CRM).json()["data"]
+    connections = worker.context.connections
+    assert advance_replay(connections, registry, 5, replay["id"], "not-the-runner") == "superseded"
+    assert client.get(f"/v1/replays/{replay['id']}", headers=READ).json()["data"]["queued"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"filter": {}}, "ERR:MSG:VALIDATION:FILTER"),
+        ({"filter": {"source": None, "handlers": None}}, "ERR:MSG:VALIDATION:FILTER"),
+        ({"filter": {"handlers": []}}, "ERR:MSG:VALIDATION:HANDLERS"),
+        ({"filter": {"delivery_status": "failed"}}, "ERR:MSG:VALIDATION:DELIVERY_STATUS"),
+        ({"filter": {"status": "dead"}}, "ERR:MSG:VALIDATION:STATUS"),
+        ({"filter": {"action": "location"}}, "ERR:MSG:VALIDATION:ACTION"),
+        ({"filter": {"since": "soon"}}, "ERR:MSG:VALIDATION:SINCE"),
+    ],
+)
+def test_bad_filters_are_400(client, body, code):
+    response = client.post("/v1/replays", json=body, headers=ADMIN)
+    assert response.status_code == 400, response.text
+    assert response.json()["meta"]["code"] == code
+
+
+def test_a_misspelt_filter_key_is_refused_not_ignored(client):
+    response = client.post("/v1/replays", json={"filter": {"delivery_satus": "dead"}}, headers=ADMIN)
+    assert response.status_code == 400
+    assert response.json()["meta"]["code"].startswith("ERR:MSG:VALIDATION:")
+
+
+def test_replays_need_an_admin_key_and_unknown_ids_are_404(client):
+    assert _replay(client, DEAD_CRM, headers=READ).status_code == 403
+    assert _replay(client, DEAD_CRM, headers={}).status_code == 401
+    for replay_id in ("nope", "01a20856-3016-738b-a446-277ac917831e"):
+        missing = client.get(f"/v1/replays/{replay_id}", headers=READ)
+        assert missing.status_code == 404
+        assert missing.json()["meta"]["code"] == "ERR:MSG:NOT_FOUND"
