@@ -1,9 +1,11 @@
-"""The ASGI application: Litestar for the API, with ingest on a direct fast path.
+"""The ASGI application: Litestar for the API and the console, with ingest on a direct fast path.
 
 `create_app()` returns `HookyardApp`, which sends `/webhooks/*` requests
-straight to the ingest handler and everything else (read API, health,
-metrics, OpenAPI) to Litestar. The same ingest handler is also mounted inside
-Litestar, so the Litestar app alone behaves identically, only slower.
+straight to the ingest handler and everything else (read API, console,
+health, metrics, OpenAPI) to Litestar. The same ingest handler is also
+mounted inside Litestar, so the Litestar app alone behaves identically, only
+slower. Every `/ui` answer, whichever layer made it (a page, an error, an
+asset, a 404), gets the console's security headers here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prometheus_client import make_asgi_app
 
 from schemas.settings import Settings, load_settings
 from service.api import ApiPlugin, document_ingest, router
+from service.console import SECURITY_HEADERS, ConsolePlugin, is_console_path
 from service.errors import EXCEPTION_HANDLERS
 from service.health import live, ready
 from service.ingest.receive import IngestApp
@@ -54,6 +57,22 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def console_headers_middleware(app: ASGIApp) -> ASGIApp:
+    """Add the console's Content-Security-Policy and friends to every `/ui` response."""
+
+    async def middleware(scope: Scope, receive: Any, send: Any) -> None:
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in SECURITY_HEADERS}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = [*headers, *SECURITY_HEADERS]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
+
+
 class HookyardApp:
     """Top-level ASGI callable: the ingest fast path, then Litestar."""
 
@@ -61,6 +80,7 @@ class HookyardApp:
         self.litestar = request_id_middleware(litestar)  # type: ignore[arg-type]
         self.ingest = ingest
         self.metrics = request_id_middleware(metrics)
+        self.console = console_headers_middleware(self.litestar)
         self.runtime: Runtime = litestar.state.runtime
         self.api = litestar
         """The Litestar application itself (OpenAPI, routes), for tools and tests."""
@@ -73,6 +93,9 @@ class HookyardApp:
                 return
             if path == "/metrics":
                 await self.metrics(scope, receive, send)
+                return
+            if is_console_path(path):
+                await self.console(scope, receive, send)
                 return
         await self.litestar(scope, receive, send)
 
@@ -108,7 +131,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         ),
         debug=False,
         logging_config=None,
-        plugins=[ApiPlugin()],
+        plugins=[ApiPlugin(), ConsolePlugin(settings.console.enabled)],
     )
     litestar.state.runtime = runtime
     document_ingest(litestar.openapi_schema)

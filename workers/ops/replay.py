@@ -39,9 +39,11 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, cast
 
 import msgspec
+import redis
+import structlog
 from sqlalchemy import Table, case, delete, literal, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
@@ -57,11 +59,18 @@ from schemas.tables import (
     ReplayRow,
     ReplayStatus,
 )
+from workers.context import HandBack, WorkerContext
 from workers.registry import Registry
 from workers.shared.connections import Connections
-from workers.shared.defaults import REPLAY_BATCH, REPLAY_STALE_SECONDS
+from workers.shared.defaults import (
+    REPLAY_BATCH,
+    REPLAY_SLICE_SECONDS,
+    REPLAY_STALE_SECONDS,
+    RUN_REPLAY,
+    job_options,
+)
 
-T = TypeVar("T")
+log = structlog.get_logger("hookyard.replay")
 
 
 class UnknownHandlers(Invalid):
@@ -205,6 +214,30 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def replay_one(
+    connections: Connections,
+    registry: Registry,
+    default_max_attempts: int,
+    event_id: str,
+    handlers: Collection[str] | None = None,
+) -> tuple[Replayed | None, bool]:
+    """Reset one event's deliveries (committed), then queue them: `(None, True)` for an unknown event.
+
+    The flag says whether they were queued now; False means Redis did not take the job and the workers'
+    sweep queues them within about a minute.
+    """
+    with connections.transaction() as session:
+        event = load_event(session, event_id)
+        if event is None:
+            return None, True
+        replayed = replay_event(session, event, registry, default_max_attempts, handlers=handlers)
+    try:
+        queue_replayed(connections, [replayed])
+    except (redis.RedisError, OSError):
+        return replayed, False
+    return replayed, True
+
+
 def queue_replayed(connections: Connections, replayed: Sequence[Replayed]) -> int:
     """Queue run jobs for replayed deliveries (after the commit); returns how many ids.
 
@@ -332,3 +365,39 @@ def reclaim_stale_replays(session: Session, now: datetime | None = None) -> list
         if _rowcount(moved):
             reclaimed.append((row.id, runner))
     return reclaimed
+
+
+def run_replay_slice(context: WorkerContext, replay_id: str, runner: str) -> str:
+    """What the `run_replay` job does: batches for up to `REPLAY_SLICE_SECONDS`, then, if more is left, its
+    continuation goes to the back of the queue, so fresh events are never held up behind a large replay.
+
+    A database outage is waited out; a worker told to stop meanwhile hands the rest back the same way.
+    """
+    until = time.monotonic() + REPLAY_SLICE_SECONDS
+    try:
+        outcome = advance_replay(
+            context.connections,
+            context.registry,
+            context.settings.handlers.default_max_attempts,
+            replay_id,
+            runner,
+            until=until,
+            stopping=context.stopping,
+            retrying=lambda work: context.with_database(work),
+        )
+    except HandBack:
+        outcome = "more"
+    if outcome == "more":
+        context.queue.enqueue(RUN_REPLAY, replay_id, runner, **job_options(f"replay {replay_id}"))
+    log.info("replay_advanced", replay_id=replay_id, outcome=outcome)
+    return outcome
+
+
+def requeue_stale_replays(context: WorkerContext) -> int:
+    """The sweep's part for bulk replays: give each replay whose job was lost a new runner, and queue it."""
+    with context.connections.transaction() as session:
+        reclaimed = reclaim_stale_replays(session)
+    for replay_id, runner in reclaimed:
+        context.queue.enqueue(RUN_REPLAY, replay_id, runner, **job_options(f"replay {replay_id}"))
+        log.warning("replay_requeued", replay_id=replay_id)
+    return len(reclaimed)
