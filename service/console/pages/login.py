@@ -118,6 +118,6 @@ async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
             raise Forbidden("the form's CSRF token is missing or wrong: reload the page and try again")
         await asyncio.to_thread(state.sessions.sign_out, cookie)
         log.info("console_signed_out", api_key=viewer.key_name)
-    redirect = Redirect("/ui/login", status_code=303)
+    redirect = Redirect("/ui/login?checked=1", status_code=303)  # ours: no cross-site recheck needed
     redirect.delete_cookie(COOKIE, path=PREFIX)
     return redirect

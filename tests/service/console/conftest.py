@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 
 from tests import conftest as root
@@ -32,3 +33,11 @@ def sign_in(client: TestClient[Any], key: str, next_: str = "/ui/") -> Any:
     return client.post(
         "/ui/login", data={"key": key, "csrf": csrf_of(form.text), "next": next_}, follow_redirects=False
     )
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, so a browser fixture knows whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

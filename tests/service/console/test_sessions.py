@@ -74,7 +74,7 @@ def test_sign_out_revokes_the_session_server_side_so_a_copied_cookie_dies(client
     page = client.get("/ui/")
     out = client.post("/ui/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
     assert out.status_code == 303
-    assert out.headers["location"] == "/ui/login"
+    assert out.headers["location"] == "/ui/login?checked=1"
     client.cookies.set("hookyard_session", copied, path="/ui")  # the cookie as copied before sign-out
     replayed = client.get("/ui/", follow_redirects=False)
     assert replayed.status_code in (302, 303)
