@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVarTuple
 
 import msgspec
-from sqlalchemy import BigInteger, Select, func, literal, select, tuple_
+from sqlalchemy import BigInteger, Select, func, literal, select, text, tuple_
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -210,16 +210,46 @@ def list_deliveries(
     return DeliveryPageRows(records, len(rows) > limit, shown[-1].id if shown else None)
 
 
-def dead_by_handler(engine: Engine) -> dict[str, int]:
-    """Dead deliveries per handler, most first: one pass over `status = 'dead'` of the status index."""
+DEAD_COUNT_CAP = 10_000
+"""Dead deliveries counted per handler at most; past it the console says "10,000+" (the dry run counts all)."""
+
+HANDLER_NAMES = text(
+    """
+    WITH RECURSIVE names(name) AS (
+      SELECT min(handler) FROM deliveries
+      UNION ALL
+      SELECT (SELECT min(handler) FROM deliveries WHERE handler > names.name) FROM names WHERE names.name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+    """
+)
+"""Every handler with deliveries: a skip scan of `ix_deliveries_handler_status_updated`, one probe per name."""
+
+
+class DeadCount(msgspec.Struct, frozen=True):
+    handler: str
+    count: int
+    capped: bool
+    """True when there are more than `count` (= `DEAD_COUNT_CAP`)."""
+
+
+def dead_by_handler(engine: Engine, cap: int = DEAD_COUNT_CAP) -> list[DeadCount]:
+    """Dead deliveries per handler, most first, each count bounded by `cap`, so the cost stays the same
+    however many have piled up: one index probe per handler name, then at most `cap` index entries each."""
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(DeliveryRow.handler, func.count())
-            .where(DeliveryRow.status == DeliveryStatus.DEAD)
-            .group_by(DeliveryRow.handler)
-            .order_by(func.count().desc(), DeliveryRow.handler)
-        ).all()
-    return {handler: count for handler, count in rows}
+        names = list(connection.execute(HANDLER_NAMES).scalars())
+        found = []
+        for name in names:
+            dead = (
+                select(literal(1))
+                .where(DeliveryRow.handler == name, DeliveryRow.status == DeliveryStatus.DEAD)
+                .limit(cap + 1)
+                .subquery()
+            )
+            count = int(connection.execute(select(func.count()).select_from(dead)).scalar_one())
+            if count:
+                found.append(DeadCount(name, min(count, cap), count > cap))
+    return sorted(found, key=lambda group: (-group.count, group.handler))
 
 
 class RejectionPageRows(msgspec.Struct):

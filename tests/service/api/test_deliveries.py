@@ -119,3 +119,16 @@ def test_bad_filters_are_400_naming_the_filter(client, params, code):
 
 def test_deliveries_need_a_key(client):
     assert client.get("/v1/deliveries").status_code == 401
+
+
+def test_dead_counts_per_handler_are_bounded(client, insert_events, config):
+    from service.api.reads import DeadCount, dead_by_handler  # noqa: PLC0415
+
+    insert_events(5, deliveries={"crm": "dead", "audit": "succeeded"})
+    insert_events(2, deliveries={"billing": "dead"})
+    engine = create_engine(config.settings.database.url)
+    try:
+        assert dead_by_handler(engine) == [DeadCount("crm", 5, False), DeadCount("billing", 2, False)]
+        assert dead_by_handler(engine, cap=3) == [DeadCount("crm", 3, True), DeadCount("billing", 2, False)]
+    finally:
+        engine.dispose()

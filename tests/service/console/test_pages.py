@@ -137,7 +137,7 @@ def test_dead_letters_count_confirm_and_progress(client, worker, failing, config
     dead = client.get("/ui/dead")
     assert re.search(
         r'<tr data-handler="crm" data-status="dead">\s*<th scope="row"><a [^>]+>crm</a></th>\s*'
-        r'<td class="num">3</td>',
+        r'<td class="num" data-dead-count="3">3</td>',
         dead.text,
     )
     assert len(re.findall(r'data-status="dead">\s*<td><time', dead.text)) == 3
