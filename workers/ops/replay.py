@@ -369,7 +369,7 @@ def reclaim_stale_replays(session: Session, now: datetime | None = None) -> list
 
 def run_replay_slice(context: WorkerContext, replay_id: str, runner: str) -> str:
     """What the `run_replay` job does: batches for up to `REPLAY_SLICE_SECONDS`, then, if more is left, its
-    continuation goes to the back of the queue, so fresh events are never held up behind a large replay.
+    continuation goes to the front of the queue (see `REPLAY_SLICE_SECONDS`).
 
     A database outage is waited out; a worker told to stop meanwhile hands the rest back the same way.
     """
@@ -388,7 +388,7 @@ def run_replay_slice(context: WorkerContext, replay_id: str, runner: str) -> str
     except HandBack:
         outcome = "more"
     if outcome == "more":
-        context.queue.enqueue(RUN_REPLAY, replay_id, runner, **job_options(f"replay {replay_id}"))
+        context.queue.enqueue(RUN_REPLAY, replay_id, runner, at_front=True, **job_options(f"replay {replay_id}"))
     log.info("replay_advanced", replay_id=replay_id, outcome=outcome)
     return outcome
 

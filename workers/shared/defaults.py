@@ -103,8 +103,9 @@ REPLAY_BATCH = 1000
 """Deliveries a bulk replay resets and queues per transaction."""
 
 REPLAY_SLICE_SECONDS = 2.0
-"""How long one replay job runs batches before it queues its continuation at the back of the queue,
-so fresh events and the deliveries it queued are not held up behind a large replay."""
+"""How long one replay job runs batches before it hands over to its continuation (queued at the front, so
+a replay is `done` as fast as the database resets rows; the run jobs it queued wait at the back, in order
+with fresh events). Between slices a worker that is stopping hands the rest back."""
 
 REPLAY_STALE_SECONDS = 120.0
 """A replay not done and untouched this long lost its job: the workers' sweep gives it a new one."""
