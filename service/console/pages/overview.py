@@ -20,7 +20,7 @@ WINDOW = timedelta(hours=24)
 def overview(console: Console, viewer: Viewer) -> Template:
     api = console.api
     now = datetime.now(UTC)
-    since = now - WINDOW
+    since = (now - WINDOW).replace(second=0, microsecond=0)  # the chart's first minute: tiles and chart agree
     stats, queues_answered = stats_or_counts(api.engine, api.connections.redis, api.settings.redis.queue, since, now)
     with Session(api.engine) as session:
         series = per_minute(session, since, now)
