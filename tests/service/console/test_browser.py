@@ -133,3 +133,23 @@ def test_a_read_key_sees_no_replay_buttons_and_its_forged_post_is_refused(consol
     )
     assert forged.status == 403
     assert delivery_status(console, event_id, "demo-flaky") == "dead"
+
+
+def test_an_admin_replays_dead_letters_in_bulk_after_the_count_and_watches_it_finish(console: str, page: Any) -> None:
+    dead = [post_event(console, fail=True) for _ in range(3)]
+    for event_id in dead:
+        wait_for(lambda e=event_id: delivery_status(console, e, "demo-flaky") == "dead", timeout=20, what="dead")
+    sign_in(page, console, ADMIN_KEY, "/ui/dead")
+    page.wait_for_url(f"{console}/ui/dead")
+    assert page.locator('tr[data-handler="demo-flaky"] [data-dead-count]').inner_text() == "3"
+    page.get_by_role("link", name="Replay dead deliveries of demo-flaky").click()
+    count = page.locator("[data-dry-run-deliveries]")
+    assert count.get_attribute("data-dry-run-deliveries") == "3"
+    page.get_by_role("button", name="Replay 3 deliveries").click()
+    page.wait_for_url(re.compile(r"/ui/replays/"))
+    page.locator('[data-replay-status="done"]').wait_for()  # updated in place by the page's script
+    assert page.locator('[data-field="queued"]').inner_text() == "3"
+    for event_id in dead:
+        wait_for(lambda e=event_id: delivery_status(console, e, "demo-flaky") == "succeeded", timeout=20, what="run")
+    page.goto(f"{console}/ui/dead")
+    assert "No dead deliveries" in page.locator("main").inner_text()
