@@ -30,7 +30,7 @@ from bench.context import Context, Measured
 from bench.databases import database, write_config
 from bench.procs import Stack, hookyard, hookyard_env, stack_in, start_serve
 from bench.reads import generate
-from bench.report import Row, at_least, at_most, median
+from bench.report import Row, at_least, at_most, median, page_rows
 from service.embedded_redis import free_port
 
 PAGE_GOAL_MS = 50.0
@@ -161,30 +161,9 @@ def first_and_deep(
     return median(firsts), median(deeps)
 
 
-def pair(label: str, p1: float, deep: float, note: str = "") -> list[Row]:
-    ratio = deep / p1 if p1 else None
-    return [
-        Row(
-            section="operate",
-            target=f"{label} p50, page 1",
-            measured=p1,
-            unit="ms",
-            goal=f"<= {PAGE_GOAL_MS:g} ms",
-            passed=at_most(p1, PAGE_GOAL_MS),
-            note=note,
-        ),
-        Row(
-            section="operate",
-            target=f"{label}, page {DEEP_PAGE:,} vs page 1, p50",
-            measured=deep,
-            unit="ms",
-            reference=p1,
-            reference_name="page 1",
-            ratio=ratio,
-            goal=f"<= {DEEP_GOAL}x",
-            passed=at_most(ratio, DEEP_GOAL),
-        ),
-    ]
+def pair(label: str, first: float, deep: float, note: str = "") -> list[Row]:
+    targets = (f"{label} p50, page 1", f"{label}, page {DEEP_PAGE:,} vs page 1, p50")
+    return page_rows("operate", targets, first, deep, first_goal_ms=PAGE_GOAL_MS, deep_goal=DEEP_GOAL, note=note)
 
 
 def replay(browser: Browser, stack: Stack, config_env: dict[str, str]) -> tuple[float, float, int]:

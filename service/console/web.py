@@ -190,6 +190,14 @@ def _error_page(status: int, detail: str, headers: dict[str, str] | None = None)
     return response
 
 
+def pager_links(given: dict[str, str], cursor: str | None, next_cursor: str | None) -> dict[str, str | None]:
+    """The "Older" link (when another page follows) and the "Newest" one (when this is not page 1), filters kept."""
+    return {
+        "next_query": None if next_cursor is None else query_string(given, cursor=next_cursor),
+        "first_query": query_string(given) if cursor else None,
+    }
+
+
 def query_string(values: dict[str, str], **changes: str | None) -> str:
     """A page's URL query with some values changed (None drops one), for links that keep the filters."""
     merged = {**values, **changes}

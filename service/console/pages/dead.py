@@ -24,7 +24,7 @@ from service.api.cursors import decode_row_cursor, encode_cursor
 from service.api.filters import DeliveryFilter
 from service.api.params import DEFAULT_LIMIT
 from service.api.reads import dead_by_handler, list_deliveries
-from service.console.web import Console, Viewer, page, query_string, require_admin, require_csrf
+from service.console.web import Console, Viewer, page, pager_links, query_string, require_admin, require_csrf
 
 log = structlog.get_logger("hookyard.console.dead")
 
@@ -59,7 +59,8 @@ def dead_page(request: Request[Any, Any, Any], console: Console, viewer: Viewer)
         "filters": given,
         "groups": dead_by_handler(engine),
         "deliveries": [],
-        "next_query": None,
+        "plan_query": None,
+        **pager_links(given, None, None),
     }
     try:
         where = DeliveryFilter.parse(
@@ -74,11 +75,10 @@ def dead_page(request: Request[Any, Any, Any], console: Console, viewer: Viewer)
         return page("dead.html", viewer, title="Dead letters", active="dead", status=400, problem=exc.detail, **context)
     found = list_deliveries(engine, where, order="desc", limit=DEFAULT_LIMIT, after=after)
     context["deliveries"] = found.deliveries
+    position = None
     if found.more and found.last_id is not None:
         position = encode_cursor(found.deliveries[-1].updated_at, found.last_id, "desc", query)
-        context["next_query"] = query_string(given, cursor=position)
-    context["first_query"] = query_string(given) if cursor else None
-    context["plan_query"] = query_string(given)
+    context.update(pager_links(given, cursor, position), plan_query=query_string(given))
     return page("dead.html", viewer, title="Dead letters", active="dead", **context)
 
 

@@ -19,7 +19,7 @@ from service.api.cursors import decode_cursor, encode_cursor
 from service.api.filters import EventFilter
 from service.api.params import DEFAULT_LIMIT
 from service.api.reads import list_events
-from service.console.web import Console, Viewer, page, query_string
+from service.console.web import Console, Viewer, page, pager_links
 
 FILTERS = ("source", "action", "status", "since", "until")
 
@@ -28,7 +28,12 @@ FILTERS = ("source", "action", "status", "since", "until")
 def events_page(request: Request[Any, Any, Any], console: Console, viewer: Viewer) -> Template:
     given = {name: request.query_params.get(name, "").strip() for name in FILTERS}
     cursor = request.query_params.get("cursor")
-    context: dict[str, Any] = {"filters": given, "statuses": EventStatus.ALL, "events": [], "next_query": None}
+    context: dict[str, Any] = {
+        "filters": given,
+        "statuses": EventStatus.ALL,
+        "events": [],
+        **pager_links(given, None, None),
+    }
     try:
         where = EventFilter.parse(**{name: value or None for name, value in given.items()})
         query = where.fingerprint("desc")
@@ -39,8 +44,7 @@ def events_page(request: Request[Any, Any, Any], console: Console, viewer: Viewe
         console.api.engine, where, order="desc", limit=DEFAULT_LIMIT, after=after, payload=False, deliveries=False
     )
     context["events"] = found.events
-    if found.more:
-        last = found.events[-1]
-        context["next_query"] = query_string(given, cursor=encode_cursor(last.received_at, last.id, "desc", query))
-    context["first_query"] = query_string(given) if cursor else None
+    last = found.events[-1] if found.more else None
+    position = None if last is None else encode_cursor(last.received_at, last.id, "desc", query)
+    context.update(pager_links(given, cursor, position))
     return page("events.html", viewer, title="Events", active="events", **context)

@@ -12,7 +12,7 @@ from service.api.cursors import decode_row_cursor, encode_cursor
 from service.api.filters import RejectionFilter
 from service.api.params import DEFAULT_LIMIT
 from service.api.reads import list_rejections
-from service.console.web import Console, Viewer, page, query_string
+from service.console.web import Console, Viewer, page, pager_links
 
 FILTERS = ("source", "code", "since", "until")
 
@@ -21,7 +21,7 @@ FILTERS = ("source", "code", "since", "until")
 def rejections_page(request: Request[Any, Any, Any], console: Console, viewer: Viewer) -> Template:
     given = {name: request.query_params.get(name, "").strip() for name in FILTERS}
     cursor = request.query_params.get("cursor")
-    context: dict[str, Any] = {"filters": given, "rejections": [], "next_query": None}
+    context: dict[str, Any] = {"filters": given, "rejections": [], **pager_links(given, None, None)}
     try:
         where = RejectionFilter.parse(**{name: value or None for name, value in given.items()})
         query = where.fingerprint("desc")
@@ -38,8 +38,7 @@ def rejections_page(request: Request[Any, Any, Any], console: Console, viewer: V
         )
     found = list_rejections(console.api.engine, where, order="desc", limit=DEFAULT_LIMIT, after=after)
     context["rejections"] = found.rejections
-    if found.more:
-        last = found.rejections[-1]
-        context["next_query"] = query_string(given, cursor=encode_cursor(last.received_at, last.id, "desc", query))
-    context["first_query"] = query_string(given) if cursor else None
+    last = found.rejections[-1] if found.more else None
+    position = None if last is None else encode_cursor(last.received_at, last.id, "desc", query)
+    context.update(pager_links(given, cursor, position))
     return page("rejections.html", viewer, title="Rejections", active="rejections", **context)
