@@ -62,8 +62,8 @@ class ReplaySelection:
         if given.handlers is not None:
             if not given.handlers:
                 raise Invalid("HANDLERS", "handlers: name at least one handler, or leave it out")
-            if any(not name or len(name) > MAX_HANDLER_NAME for name in given.handlers):
-                raise Invalid("HANDLERS", f"handlers: each name is 1 to {MAX_HANDLER_NAME} characters")
+            if any(not name or len(name) > MAX_HANDLER_NAME or "\x00" in name for name in given.handlers):
+                raise Invalid("HANDLERS", f"handlers: each name is 1 to {MAX_HANDLER_NAME} characters, no NUL")
             handlers = tuple(sorted(set(given.handlers)))
         return cls(events=events, delivery_status=delivery_status, handlers=handlers)
 

@@ -47,6 +47,14 @@ def parse_time(value: str, what: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def parse_text(value: str, what: str) -> str:
+    """A name to match exactly (source, handler, code): any text but NUL, which no name holds and PostgreSQL
+    refuses in a query, so it is a 400 naming the filter rather than a 500."""
+    if "\x00" in value:
+        raise Invalid(what.upper(), f"{what}: must not contain NUL characters")
+    return value
+
+
 def parse_status(value: str, allowed: tuple[str, ...] = EventStatus.ALL, what: str = "status") -> str:
     if value not in allowed:
         raise Invalid(what.upper(), f"{what} must be one of {', '.join(allowed)}")
@@ -93,7 +101,7 @@ class EventFilter:
         until: str | None = None,
     ) -> EventFilter:
         return cls(
-            source=source,
+            source=None if source is None else parse_text(source, "source"),
             action=None if action is None else parse_action(action),
             status=None if status is None else parse_status(status),
             since=None if since is None else parse_time(since, "since"),
@@ -162,9 +170,9 @@ class DeliveryFilter:
         until: str | None = None,
     ) -> DeliveryFilter:
         return cls(
-            handler=handler,
+            handler=None if handler is None else parse_text(handler, "handler"),
             status=None if status is None else parse_status(status, DeliveryStatus.ALL),
-            source=source,
+            source=None if source is None else parse_text(source, "source"),
             action=None if action is None else parse_action(action),
             since=None if since is None else parse_time(since, "since"),
             until=None if until is None else parse_time(until, "until"),
@@ -218,8 +226,8 @@ class RejectionFilter:
         cls, *, source: str | None = None, code: str | None = None, since: str | None = None, until: str | None = None
     ) -> RejectionFilter:
         return cls(
-            source=source,
-            code=code,
+            source=None if source is None else parse_text(source, "source"),
+            code=None if code is None else parse_text(code, "code"),
             since=None if since is None else parse_time(since, "since"),
             until=None if until is None else parse_time(until, "until"),
         )

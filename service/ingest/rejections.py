@@ -26,9 +26,11 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from schemas.errors import HookyardError
 from schemas.tables import RejectionRow
+from workers.context import database_down
 
 log = structlog.get_logger("hookyard.ingest.rejections")
 
@@ -64,7 +66,9 @@ class RejectionLedger:
     def record(self, source: str, error: HookyardError, client_ip: str, request_id: str) -> None:
         """Count one rejection (on the event loop: no I/O)."""
         now = time.time()
-        self._add((int(now), source[:64], error.meta_code[:64], client_ip), error.status, request_id, now, 1)
+        self._add(
+            (int(now), _printable(source[:64]), error.meta_code[:64], client_ip), error.status, request_id, now, 1
+        )
 
     def _add(self, key: Key, status: int, request_id: str, received_at: float, count: int) -> None:
         pending = self._pending.get(key)
@@ -89,6 +93,11 @@ class RejectionLedger:
         try:
             await asyncio.to_thread(self._write, batch)
         except Exception as exc:  # noqa: BLE001 - the database away must never fail ingest; retried next flush
+            if not _unavailable(exc):  # rows the database refuses would block every later flush: drop, say so
+                log.error(
+                    "rejections_dropped", error=type(exc).__name__, rejections=sum(p.count for p in batch.values())
+                )
+                return 0
             for key, pending in batch.items():
                 self._add(key, pending.status, pending.request_id, pending.received_at, pending.count)
             if time.monotonic() - self._last_log > LOG_EVERY_SECONDS:
@@ -118,3 +127,13 @@ class RejectionLedger:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             await asyncio.shield(self.flush())  # a cancel mid-write lets that write finish
+
+
+def _printable(name: str) -> str:
+    """A requested source name as it can be stored and shown: control characters (NUL too) become `?`."""
+    return "".join(c if c.isprintable() else "?" for c in name)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """The database is away (keep the rows for the next flush), rather than refusing these rows."""
+    return database_down(exc) or not isinstance(exc, DBAPIError)

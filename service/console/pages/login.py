@@ -84,7 +84,11 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     if not same_token(form.get("csrf"), request.cookies.get(LOGIN_COOKIE, "")):
         raise Forbidden("the sign-in form expired (or cookies are off): reload the page and try again")
     state = console_state(request.app)
-    client = request.client.host if request.client else "unknown"
+    peer = request.client.host if request.client else None
+    address = state.api.runtime.client_address.resolve(
+        peer, request.headers.get("x-forwarded-for", "").encode("latin-1", "replace")
+    )
+    client = str(address) if address is not None else "unknown"
     verdict = await state.api.limiter.hit(f"ui-login:{client}", LOGIN_ATTEMPTS_PER_MINUTE)
     if not verdict.allowed:
         raise RateLimited.over(

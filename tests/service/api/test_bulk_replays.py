@@ -134,3 +134,10 @@ def test_replays_need_an_admin_key_and_unknown_ids_are_404(client):
         missing = client.get(f"/v1/replays/{replay_id}", headers=READ)
         assert missing.status_code == 404
         assert missing.json()["meta"]["code"] == "ERR:MSG:NOT_FOUND"
+
+
+def test_a_nul_in_a_replay_filter_is_a_400(client):
+    for filter_, code in (({"handlers": ["\u0000"]}, "HANDLERS"), ({"source": "a\u0000"}, "SOURCE")):
+        response = client.post("/v1/replays", json={"filter": filter_, "dry_run": True}, headers=ADMIN)
+        assert response.status_code == 400, response.text
+        assert response.json()["meta"]["code"] == f"ERR:MSG:VALIDATION:{code}"

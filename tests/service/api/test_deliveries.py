@@ -132,3 +132,18 @@ def test_dead_counts_per_handler_are_bounded(client, insert_events, config):
         assert dead_by_handler(engine, cap=3) == [DeadCount("crm", 3, True), DeadCount("billing", 2, False)]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/v1/events?source=%00", "ERR:MSG:VALIDATION:SOURCE"),
+        ("/v1/deliveries?source=a%00", "ERR:MSG:VALIDATION:SOURCE"),
+        ("/v1/deliveries?handler=%00", "ERR:MSG:VALIDATION:HANDLER"),
+        ("/v1/rejections?code=%00", "ERR:MSG:VALIDATION:CODE"),
+    ],
+)
+def test_a_nul_in_a_name_filter_is_a_400_not_a_database_error(client, path, code):
+    response = client.get(path, headers=READ)
+    assert response.status_code == 400, response.text
+    assert response.json()["meta"]["code"] == code

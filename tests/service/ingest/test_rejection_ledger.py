@@ -77,3 +77,10 @@ def test_rows_wait_while_the_database_is_away_then_go_out(engine):
     broken["yes"] = False
     assert asyncio.run(ledger.flush()) >= 1
     assert sum(row[-1] for row in _rows(engine)) == 10
+
+
+def test_a_source_name_with_control_characters_is_stored_readably(engine):
+    ledger = RejectionLedger(lambda: engine, ["gxm"])
+    ledger.record("bad\x00name\n", NotFound("no such source"), "203.0.113.7", "req")
+    assert asyncio.run(ledger.flush()) == 1
+    assert [row[0] for row in _rows(engine)] == ["bad?name?"]
