@@ -132,3 +132,10 @@ def test_sign_in_attempts_are_limited_per_address(client):
     assert statuses[:-1] == [401] * LOGIN_ATTEMPTS_PER_MINUTE
     assert statuses[-1] == 429
     time.sleep(0)  # the window is Redis's; the next test has a fresh database
+
+
+def test_over_https_the_cookie_is_secure(app):
+    with TestClient(app, base_url="https://127.0.0.1") as secure:  # type: ignore[arg-type]
+        response = sign_in(secure, ADMIN_KEY)
+        assert response.status_code == 303
+        assert "secure" in response.headers["set-cookie"].lower()
