@@ -1,4 +1,4 @@
-"""Per-process state of a worker: settings, connections, handler registry, progress, stop flag.
+"""Per-process state of a worker: settings, connections, handler registry, progress, stop flag, async loop.
 
 RQ calls jobs as plain module functions, so they find their context here.
 It is built once per process (never shared across `fork()`), by the worker
@@ -7,11 +7,12 @@ at start or lazily from the environment.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 import redis
 import structlog
@@ -28,6 +29,7 @@ from workers.shared.defaults import DB_RETRY_MAX_SECONDS
 
 log = structlog.get_logger("hookyard.worker")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class HandBack(Exception):
@@ -49,6 +51,8 @@ class WorkerContext:
     """Which claimed delivery runs now, for the supervisor if this process dies."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set on SIGTERM: long waits (database away) hand their work back instead."""
+    handler_loop: asyncio.AbstractEventLoop | None = None
+    """The event loop async handlers run on, made on first use (`workers.deliver`)."""
 
     @classmethod
     def build(
@@ -83,8 +87,8 @@ class WorkerContext:
     def queue(self) -> Queue:
         return self.connections.queue
 
-    def with_database(self, work: Callable[[], T]) -> T:
-        """Run `work`, waiting out database outages with capped exponential backoff.
+    def with_database(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `work(*args, **kwargs)`, waiting out database outages with capped exponential backoff.
 
         If the worker is asked to stop meanwhile, `HandBack` tells the job to put its
         work back on the queue, so nothing is failed or lost because the database was away.
@@ -92,7 +96,7 @@ class WorkerContext:
         delay = 0.5
         while True:
             try:
-                return work()
+                return work(*args, **kwargs)
             except Exception as exc:
                 if not database_down(exc):
                     raise
@@ -107,6 +111,9 @@ class WorkerContext:
     def close(self) -> None:
         self.connections.close()
         self.progress.close()
+        if self.handler_loop is not None:
+            self.handler_loop.close()
+            self.handler_loop = None
 
 
 _current: WorkerContext | None = None

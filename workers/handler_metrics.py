@@ -10,11 +10,10 @@ Recording never fails a delivery: an error here is a log line.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import redis
 import structlog
-
-from workers.deliver import Outcome
 
 log = structlog.get_logger("hookyard.handler_metrics")
 
@@ -31,6 +30,17 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 SEPARATOR = "|"
 
 
+class Counted(Protocol):
+    """What is counted of an outcome (`workers.record.Outcome`)."""
+
+    @property
+    def handler(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def duration_ms(self) -> float | None: ...
+
+
 def bucket_label(seconds: float) -> str:
     for bound in BUCKETS:
         if seconds <= bound:
@@ -38,7 +48,7 @@ def bucket_label(seconds: float) -> str:
     return "+Inf"
 
 
-def record_outcomes(client: redis.Redis, outcomes: Sequence[Outcome]) -> None:
+def record_outcomes(client: redis.Redis, outcomes: Sequence[Counted]) -> None:
     if not outcomes:
         return
     try:

@@ -8,8 +8,8 @@ the (id, attempts) pairs it claimed, then the index of the handler it is
 starting (`os.pwrite`, no fsync: the page cache outlives the process, and a
 lost file only means the old, pessimistic accounting). When a child dies,
 the supervisor gives the never-started deliveries their attempt back and
-releases their lease; the culprit stays leased, so it runs alone next time
-(a "suspect") and alone uses up its attempts.
+releases their lease (`workers.lease.give_back`); the culprit stays leased,
+so it runs alone next time (a "suspect") and alone uses up its attempts.
 """
 
 from __future__ import annotations
@@ -18,11 +18,6 @@ import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-
-from sqlalchemy import bindparam, or_, update
-from sqlalchemy.engine import Engine
-
-from schemas.tables import DeliveryRow, DeliveryStatus
 
 _HEAD = struct.Struct("<qI")  # index of the running delivery (-1: none), number of claimed
 _ITEM = struct.Struct("<qI")  # delivery id, attempts as claimed
@@ -66,22 +61,3 @@ def never_started(path: Path) -> list[tuple[int, int]]:
         return []
     items = [_ITEM.unpack_from(data, _HEAD.size + n * _ITEM.size) for n in range(count)]
     return [(int(i), int(a)) for i, a in items[running + 1 :]]
-
-
-def give_back(engine: Engine, items: Sequence[tuple[int, int]]) -> int:
-    """Return the attempt and release the lease of deliveries claimed but never started."""
-    if not items:
-        return 0
-    statement = (
-        update(DeliveryRow)
-        .where(
-            DeliveryRow.id == bindparam("b_id"),
-            DeliveryRow.attempts == bindparam("b_attempts"),
-            DeliveryRow.lease_until.is_not(None),
-            or_(*(DeliveryRow.status == status for status in DeliveryStatus.OPEN)),  # no IN in executemany
-        )
-        .values(attempts=DeliveryRow.attempts - 1, lease_until=None)
-    )
-    with engine.begin() as connection:
-        result = connection.execute(statement, [{"b_id": i, "b_attempts": a} for i, a in items])
-    return int(result.rowcount or 0)

@@ -1,7 +1,9 @@
-"""Store a batch of queued events and plan one delivery per matching handler.
+"""Store a batch of queued events and plan one delivery per matching handler, claimed in the same commit.
 
-One transaction per batch, which also claims the new deliveries (see
-`store_events`). Inserts ignore conflicts on the event id (the
+One write per batch (on PostgreSQL one statement, `_PG_STORE_AND_CLAIM`):
+events are inserted, and one delivery per matching handler is inserted
+already claimed (attempt 1 counted, lease set: `workers.lease`), so storing
+and claiming cost one commit. Inserts ignore conflicts on the event id (the
 same job re-run after a crash) and on (source, fingerprint) (the same event
 re-sent while Redis was away), so storing is idempotent and an event is
 stored once however often its job runs.
@@ -11,20 +13,66 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Table, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from schemas.wire import IngestEnvelope, QueuedEvent
-from workers.bulk import store_and_claim
+from workers.batch_sql import Columns, arrays, names, postgres, unnest
+from workers.context import WorkerContext
+from workers.lease import Claimed, new_lease
 from workers.registry import HandlerSpec, Registry
+
+EVENT_COLUMNS: Columns = (
+    ("id", "varchar"),
+    ("source", "varchar"),
+    ("fingerprint", "varchar"),
+    ("action", "varchar"),
+    ("resource", "varchar"),
+    ("verb", "varchar"),
+    ("sent_at", "bigint"),
+    ("received_at", "timestamptz"),
+    ("stored_at", "timestamptz"),
+    ("status", "varchar"),
+    ("request_id", "varchar"),
+    ("payload", "text"),
+    ("body", "text"),
+)
+"""The columns a stored event is inserted with (`event_row` gives their values)."""
+DELIVERY_COLUMNS: Columns = (
+    ("event_id", "varchar"),
+    ("handler", "varchar"),
+    ("status", "varchar"),
+    ("attempts", "integer"),
+    ("max_attempts", "integer"),
+    ("lease_until", "timestamptz"),
+    ("last_started_at", "timestamptz"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+"""The columns a planned delivery is inserted with."""
+
+_PG_STORE_AND_CLAIM = text(
+    f"WITH e AS (INSERT INTO events ({names(EVENT_COLUMNS)}) SELECT * FROM {unnest(EVENT_COLUMNS)} "  # noqa: S608
+    "ON CONFLICT DO NOTHING RETURNING id), "
+    f"d AS (INSERT INTO deliveries ({names(DELIVERY_COLUMNS)}) SELECT u.* FROM {unnest(DELIVERY_COLUMNS, 'd_')} "
+    f"AS u({names(DELIVERY_COLUMNS)}) WHERE u.event_id IN (SELECT id FROM e) ON CONFLICT DO NOTHING "
+    "RETURNING id, event_id, handler, attempts, max_attempts) "
+    "SELECT e.id, d.id, d.handler, d.attempts, d.max_attempts FROM e LEFT JOIN d ON d.event_id = e.id"
+)
+"""Events, then the deliveries of those inserted now, in ONE statement (data-modifying CTEs):
+atomic even outside a transaction, so one round trip stores and claims. (Its text is built
+from the constant column lists only; every value is a bound parameter.)"""
 
 _decode_envelope = msgspec.json.Decoder(IngestEnvelope).decode
 
 
 def event_row(event: QueuedEvent, status: str, now: datetime) -> dict[str, object]:
+    """The `EVENT_COLUMNS` of one queued event."""
     envelope = _decode_envelope(event.body)
     data = envelope.data
     parts = data.action.split(":")
@@ -43,16 +91,6 @@ def event_row(event: QueuedEvent, status: str, now: datetime) -> dict[str, objec
         "payload": bytes(data.payload).decode("utf-8"),
         "body": event.body,
     }
-
-
-class Claimed(msgspec.Struct, frozen=True):
-    """A delivery this worker holds: attempts counted and lease set, committed."""
-
-    id: int
-    event_id: str
-    handler: str
-    attempts: int
-    max_attempts: int
 
 
 class StoredEvent(msgspec.Struct, frozen=True):
@@ -76,6 +114,19 @@ class Stored(msgspec.Struct, frozen=True):
     """Events of this batch stored by an earlier run of the job: their open deliveries run the slow way."""
 
 
+def store_and_claim(context: WorkerContext, events: Sequence[QueuedEvent]) -> tuple[Stored, datetime]:
+    """The store job's first step: store `events` with their deliveries claimed, in one commit.
+
+    Returns what was stored and when the claims' lease ends. The lease is
+    taken as the write starts, so a write retried after an outage never
+    stores an already expired lease.
+    """
+    lease_until = new_lease(context, datetime.now(UTC))
+    with context.connections.one_statement() as session:  # `_insert` is one statement on PostgreSQL
+        settings = context.settings.handlers
+        return store_events(session, events, context.registry, settings.default_max_attempts, lease_until), lease_until
+
+
 def store_events(
     session: Session,
     events: Sequence[QueuedEvent],
@@ -83,7 +134,7 @@ def store_events(
     default_max_attempts: int,
     lease_until: datetime | None = None,
 ) -> Stored:
-    """Insert events and their deliveries (atomically: see `bulk.store_and_claim`).
+    """Insert events and their deliveries (atomically: see `_insert`).
 
     With `lease_until`, the new deliveries are inserted already claimed
     (attempt 1 counted, lease set), so storing and claiming cost one commit.
@@ -117,8 +168,8 @@ def store_events(
         ]
     if not rows:
         return Stored([], {}, [])
-    inserted, fresh = store_and_claim(session, rows, [d for ds in planned.values() for d in ds])
-    claimed = sorted((Claimed(*row) for row in fresh), key=lambda c: c.id)
+    inserted, fresh = _insert(session, rows, [d for ds in planned.values() for d in ds])
+    claimed = sorted(fresh, key=lambda c: c.id)
     ids = [event.id for event in events]
     left = [event_id for event_id in ids if event_id not in inserted]
     earlier = list(session.scalars(select(EventRow.id).where(EventRow.id.in_(left)))) if left else []
@@ -138,14 +189,57 @@ def store_events(
     return Stored(claimed, stored, [event_id for event_id in ids if event_id in set(earlier)])
 
 
-def open_deliveries(session: Session, event_ids: Sequence[str]) -> list[int]:
+def _insert(
+    session: Session, rows: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]]
+) -> tuple[set[str], list[Claimed]]:
+    """Insert events, then the deliveries of those inserted now; returns (ids inserted, deliveries inserted)."""
+    if not postgres(session):
+        inserted = _insert_events(session, rows)
+        return inserted, _insert_deliveries(session, [d for d in deliveries if d["event_id"] in inserted])
+    params = arrays(rows, EVENT_COLUMNS)
+    params.update(arrays(deliveries, DELIVERY_COLUMNS, "d_"))
+    inserted, claimed = set(), []
+    for event_id, delivery_id, handler, attempts, max_attempts in session.execute(_PG_STORE_AND_CLAIM, params):
+        inserted.add(str(event_id))
+        if delivery_id is not None:
+            claimed.append(Claimed(int(delivery_id), str(event_id), str(handler), int(attempts), int(max_attempts)))
+    return inserted, claimed
+
+
+def _table(entity: type[EventRow] | type[DeliveryRow]) -> Table:
+    return cast(Table, entity.__table__)
+
+
+def _insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """SQLite: insert, skipping ids or (source, fingerprint) already stored; returns the ids inserted now."""
+    table = _table(EventRow)
+    statement = sqlite.insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return set(session.execute(statement, list(rows)).scalars())
+
+
+def _insert_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> list[Claimed]:
+    """SQLite: insert, skipping (event, handler) pairs that exist; returns the deliveries inserted now."""
+    if not rows:
+        return []
+    table = _table(DeliveryRow)
+    statement = (
+        sqlite.insert(table)
+        .on_conflict_do_nothing()
+        .returning(table.c.id, table.c.event_id, table.c.handler, table.c.attempts, table.c.max_attempts)
+    )
+    result = session.execute(statement, list(rows))
+    return [Claimed(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in result]
+
+
+def open_deliveries(context: WorkerContext, event_ids: Sequence[str]) -> list[int]:
     """Deliveries of these events that still have to run, oldest first."""
     if not event_ids:
         return []
-    return list(
-        session.scalars(
-            select(DeliveryRow.id)
-            .where(DeliveryRow.event_id.in_(event_ids), DeliveryRow.status.in_(DeliveryStatus.OPEN))
-            .order_by(DeliveryRow.id)
+    with context.sessions() as session:
+        return list(
+            session.scalars(
+                select(DeliveryRow.id)
+                .where(DeliveryRow.event_id.in_(event_ids), DeliveryRow.status.in_(DeliveryStatus.OPEN))
+                .order_by(DeliveryRow.id)
+            )
         )
-    )

@@ -35,15 +35,14 @@ from rq.queue import Queue
 from schemas.settings import Settings, load_settings
 from workers.context import WorkerContext, set_context
 from workers.jobs import reconcile
-from workers.progress import give_back, never_started
+from workers.lease import give_back
+from workers.progress import never_started
 from workers.shared.connections import make_engine
+from workers.shared.defaults import SHUTDOWN_MARGIN_SECONDS
 from workers.shared.logs import configure_logging
 from workers.shared.serializer import JSONSerializer
 
 log = structlog.get_logger("hookyard.worker")
-
-SHUTDOWN_MARGIN_SECONDS = 15.0
-"""Added to the handler time limit: how long after SIGTERM the supervisor waits before SIGKILL."""
 
 
 class HookyardWorker(SimpleWorker):

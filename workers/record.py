@@ -1,0 +1,205 @@
+"""Record what attempts came to: delivery outcomes, their events' statuses, retries, handler metrics.
+
+An outcome is written only over the attempt it belongs to, and only while
+the delivery is open, so a late writer (a worker that outlived its lease)
+can never overwrite a newer result. Outcomes and the statuses of their
+events are one transaction; on PostgreSQL, for a batch just stored and run
+(`complete`), one statement. Retries are queued only after that commit,
+through RQ's scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import Table, bindparam, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
+from workers.batch_sql import Columns, arrays, names, postgres, unnest
+from workers.context import WorkerContext
+from workers.handler_metrics import record_outcomes
+from workers.shared.defaults import MAX_ERROR_CHARS
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What one attempt of one delivery came to (`workers.deliver` decides it)."""
+
+    delivery_id: int
+    event_id: str
+    handler: str
+    status: str
+    error: str | None
+    duration_ms: float | None
+    next_attempt_at: datetime | None = None
+    attempt: int = 0
+    """The attempt number this outcome belongs to: a stale writer cannot overwrite a newer one."""
+    refund: bool = False
+    """The attempt never really ran (handler not on this worker, worker stopping): don't charge it."""
+
+
+OUTCOME_COLUMNS: Columns = (
+    ("id", "bigint"),
+    ("status", "varchar"),
+    ("last_error", "text"),
+    ("next_attempt_at", "timestamptz"),
+    ("last_duration_ms", "float8"),
+    ("attempt", "integer"),
+    ("refund", "integer"),
+)
+"""An outcome is written only over the attempt it belongs to (`attempt`), and only while the
+delivery is open: a late writer can never overwrite a newer result. `refund` gives back an
+attempt that never ran. Every other column is copied onto the delivery."""
+_OUTCOME_GUARDS = ("id", "attempt", "refund")
+_WRITTEN = [name for name, _ in OUTCOME_COLUMNS if name not in _OUTCOME_GUARDS]
+
+_PG_OUTCOME_SET = (
+    "UPDATE deliveries AS d SET "  # noqa: S608 - built from the constant column list; values are bound
+    + ", ".join(f"{name} = u.{name}" for name in _WRITTEN)
+    + ", attempts = d.attempts - u.refund, lease_until = NULL, updated_at = :now "
+    f"FROM {unnest(OUTCOME_COLUMNS)} AS u({names(OUTCOME_COLUMNS)}) "
+    "WHERE d.id = u.id AND d.attempts = u.attempt AND d.status IN ('pending', 'retrying')"
+)
+_PG_OUTCOMES = text(_PG_OUTCOME_SET)
+_PG_RECORD_COMPLETE = text(
+    "WITH o AS (" + _PG_OUTCOME_SET + " RETURNING d.id) "  # noqa: S608 - constants only, values are bound
+    "UPDATE events AS e SET status = s.status FROM unnest(CAST(:e_id AS varchar[]), "
+    "CAST(:e_status AS varchar[])) AS s(id, status) WHERE e.id = s.id"
+)
+"""Outcomes plus the statuses of their events in ONE statement: atomic by itself."""
+_PG_STATUS = text("UPDATE events SET status = :status WHERE id = ANY(CAST(:ids AS varchar[]))")
+
+
+def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = False) -> None:
+    """Write outcomes and event statuses in one transaction, then count them and schedule retries.
+
+    `complete`: the outcomes hold every delivery of their events (events
+    stored by this run), so event statuses follow without a query.
+    """
+    if not outcomes:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": o.delivery_id,
+            "status": o.status,
+            "last_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
+            "next_attempt_at": o.next_attempt_at,
+            "last_duration_ms": o.duration_ms,
+            "attempt": o.attempt,
+            "refund": 1 if o.refund else 0,
+        }
+        for o in outcomes
+    ]
+    if complete:
+        with context.connections.one_statement() as session:  # PostgreSQL: atomic without BEGIN/COMMIT
+            _write_complete(session, rows, statuses_of(outcomes), now)
+    else:
+        with context.connections.transaction() as session:
+            event_ids = {o.event_id for o in outcomes}
+            lock_events(session, event_ids)
+            _write_outcomes(session, rows, now)
+            refresh_event_status(session, event_ids)
+    record_outcomes(context.redis, outcomes)
+    later = [o for o in outcomes if o.status in DeliveryStatus.OPEN and o.next_attempt_at]
+    for outcome in later:
+        assert outcome.next_attempt_at is not None
+        delay = max((outcome.next_attempt_at - now).total_seconds(), 0.0)
+        context.connections.queue_deliveries([outcome.delivery_id], delay)
+
+
+def _write_complete(session: Session, rows: Sequence[dict[str, Any]], status_of: dict[str, str], now: datetime) -> None:
+    """Outcomes plus the statuses of their events; on PostgreSQL one statement, atomic by itself."""
+    if not postgres(session):
+        _write_outcomes(session, rows, now)
+        for status in set(status_of.values()):
+            _set_status(session, status, [event_id for event_id, s in status_of.items() if s == status])
+        return
+    params = {"now": now, **arrays(rows, OUTCOME_COLUMNS)}
+    params.update({"e_id": list(status_of), "e_status": list(status_of.values())})
+    session.execute(_PG_RECORD_COMPLETE, params)
+
+
+def _write_outcomes(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Set each delivery's outcome (keys of OUTCOME_COLUMNS) and release its lease."""
+    if not rows:
+        return
+    if postgres(session):
+        session.execute(_PG_OUTCOMES, {"now": now, **arrays(rows, OUTCOME_COLUMNS)})
+        return
+    table = cast(Table, DeliveryRow.__table__)
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.attempts == bindparam("b_attempt"),
+            # `IN (...)` expands per statement, which executemany cannot do.
+            or_(table.c.status == "pending", table.c.status == "retrying"),
+        )
+        .values(
+            **{name: bindparam(f"b_{name}") for name in _WRITTEN},
+            attempts=table.c.attempts - bindparam("b_refund"),
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    session.execute(statement, [{f"b_{name}": row[name] for name, _ in OUTCOME_COLUMNS} for row in rows])
+
+
+def _set_status(session: Session, status: str, event_ids: Sequence[str]) -> None:
+    if not event_ids:
+        return
+    if postgres(session):
+        session.execute(_PG_STATUS, {"status": status, "ids": list(event_ids)})
+        return
+    session.execute(update(EventRow).where(EventRow.id.in_(event_ids)).values(status=status))
+
+
+def event_status(statuses: set[str]) -> str:
+    """failed if any delivery is dead, processed if all succeeded, else processing."""
+    if not statuses:
+        return EventStatus.STORED
+    if DeliveryStatus.DEAD in statuses:
+        return EventStatus.FAILED
+    if statuses == {DeliveryStatus.SUCCEEDED}:
+        return EventStatus.PROCESSED
+    return EventStatus.PROCESSING
+
+
+def statuses_of(outcomes: Sequence[Outcome]) -> dict[str, str]:
+    """Event statuses from outcomes that are all of their events' deliveries."""
+    seen: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        seen.setdefault(outcome.event_id, set()).add(outcome.status)
+    return {event_id: event_status(statuses) for event_id, statuses in seen.items()}
+
+
+def lock_events(session: Session, event_ids: set[str]) -> None:
+    """Serialise status roll-ups per event (PostgreSQL row locks; SQLite has one writer anyway).
+
+    Without it two workers finishing two deliveries of one event under READ COMMITTED
+    each see the other's as still open and both write `processing`.
+    """
+    if event_ids and postgres(session):
+        session.execute(select(EventRow.id).where(EventRow.id.in_(event_ids)).order_by(EventRow.id).with_for_update())
+
+
+def refresh_event_status(session: Session, event_ids: set[str]) -> None:
+    """Roll the events' statuses up from all their deliveries (`event_status`)."""
+    if not event_ids:
+        return
+    counts: dict[str, dict[str, int]] = {event_id: {} for event_id in event_ids}
+    for event_id, status, count in session.execute(
+        select(DeliveryRow.event_id, DeliveryRow.status, func.count())
+        .where(DeliveryRow.event_id.in_(event_ids))
+        .group_by(DeliveryRow.event_id, DeliveryRow.status)
+    ):
+        counts[event_id][status] = count
+    by_status: dict[str, list[str]] = {}
+    for event_id, statuses in counts.items():
+        by_status.setdefault(event_status(set(statuses)), []).append(event_id)
+    for status, ids in by_status.items():
+        _set_status(session, status, ids)
