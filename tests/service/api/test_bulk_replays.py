@@ -63,14 +63,10 @@ def test_dry_run_counts_exactly_what_the_replay_then_replays(client, worker, reg
     assert replay["created_at"].endswith("Z")
 
     broken_crm["healthy"] = True
-    outcome = advance_replay(
-        worker.context.connections, registry, 5, replay["id"], _runner(config, replay["id"]), batch=2
-    )
-    assert outcome == "done"
+    worker.drain()  # the `run_replay` job the API queued, then the run jobs it queued
     progress = client.get(created.headers["location"], headers=READ).json()["data"]
     assert (progress["status"], progress["queued"]) == ("done", 3)
     assert progress["finished_at"] is not None
-    worker.drain()
     statuses = {e["id"]: e["status"] for e in client.get("/v1/events", headers=READ).json()["data"]}
     assert [statuses[event_id] for event_id in located] == ["processed"] * 3
     assert statuses[user] == "failed"  # outside the filter
@@ -141,3 +137,52 @@ def test_a_nul_in_a_replay_filter_is_a_400(client):
         response = client.post("/v1/replays", json={"filter": filter_, "dry_run": True}, headers=ADMIN)
         assert response.status_code == 400, response.text
         assert response.json()["meta"]["code"] == f"ERR:MSG:VALIDATION:{code}"
+
+
+def test_a_replay_runs_in_batches_each_moving_its_position_once(client, worker, registry, config, broken_crm):
+    for _ in range(5):
+        ingest(client, "LOCATION:CREATED")
+    worker.drain()
+    created = _replay(client, DEAD_CRM).json()["data"]
+    runner = _runner(config, created["id"])
+    connections = worker.context.connections
+    seen = []
+    real = connections.queue_deliveries
+
+    def spy(ids, delay=0.0):
+        seen.append(list(ids))
+        real(ids, delay)
+
+    connections.queue_deliveries = spy  # type: ignore[method-assign]
+    try:
+        assert advance_replay(connections, registry, 5, created["id"], runner, batch=2) == "done"
+    finally:
+        connections.queue_deliveries = real  # type: ignore[method-assign]
+    assert [len(batch) for batch in seen] == [2, 2, 1]
+    assert len({i for batch in seen for i in batch}) == 5
+    assert client.get(f"/v1/replays/{created['id']}", headers=READ).json()["data"]["queued"] == 5
+
+
+def test_the_sweep_restarts_a_replay_whose_job_was_lost(client, worker, registry, config, broken_crm):
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from sqlalchemy import update  # noqa: PLC0415
+
+    from workers.jobs import reconcile  # noqa: PLC0415
+
+    ingest(client, "LOCATION:CREATED")
+    worker.drain()
+    created = _replay(client, DEAD_CRM).json()["data"]
+    worker.context.queue.empty()  # as if Redis lost the replay's job
+    old_runner = _runner(config, created["id"])
+    engine = create_engine(config.settings.database.url)
+    with engine.begin() as conn:
+        conn.execute(update(ReplayRow).values(updated_at=datetime.now(UTC) - timedelta(minutes=10)))
+    engine.dispose()
+    reconcile(worker.context)
+    assert _runner(config, created["id"]) != old_runner
+    broken_crm["healthy"] = True
+    worker.drain()
+    replay = client.get(f"/v1/replays/{created['id']}", headers=READ).json()["data"]
+    assert (replay["status"], replay["queued"]) == ("done", 1)
+    assert advance_replay(worker.context.connections, registry, 5, created["id"], old_runner) == "superseded"
