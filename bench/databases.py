@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bench.procs import API_KEY, SECRET
+from bench.procs import API_KEY, SECRET, VENDOR_KEYS
 from schemas.migrate import upgrade
 
 POSTGRES_ENV = "HOOKYARD_BENCH_POSTGRES_URL"
@@ -86,8 +86,18 @@ def database(kind: str, workdir: Path, pg_base: str | None) -> Iterator[str]:
 
 
 def write_config(path: Path, *, port: int, redis_url: str, database_url: str, spool: Path) -> Path:
-    """A hookyard TOML for the bench: one `gxm` source, one read key, the bench handler."""
+    """A hookyard TOML for the bench: a `gxm` source and a vendor one per `VENDOR_KEYS`, a read key, the handler."""
     q = msgspec.json.encode
+    vendors = [
+        line
+        for preset, (_key, secret) in VENDOR_KEYS.items()
+        for line in (
+            "[[sources]]",
+            f"name = {q(preset).decode()}",
+            f"preset = {q(preset).decode()}",
+            f"secrets = [{q(secret).decode()}]",
+        )
+    ]
     path.write_text(
         "\n".join(
             [
@@ -102,6 +112,7 @@ def write_config(path: Path, *, port: int, redis_url: str, database_url: str, sp
                 "[[sources]]",
                 'name = "gxm"',
                 f"secrets = [{q(SECRET).decode()}]",
+                *vendors,
                 "[[api_keys]]",
                 'name = "bench"',
                 f"key = {q(API_KEY).decode()}",

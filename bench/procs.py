@@ -6,6 +6,7 @@ by its own process-group id, never by name. Everything binds 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -36,6 +37,12 @@ def check_kit() -> None:
 
 
 SECRET = "bench-secret"
+_SW_KEY = "bench-standard-webhooks-key-0123"
+VENDOR_KEYS = {
+    "stripe": ("whsec_bench", "whsec_bench"),
+    "standard-webhooks": (_SW_KEY, "whsec_" + base64.b64encode(_SW_KEY.encode()).decode()),
+}
+"""Vendor preset -> (the HMAC key `vendor_post.lua` signs with, the secret the source is configured with)."""
 API_KEY = "bench-read-key-0123456789"
 
 

@@ -1,4 +1,4 @@
-"""Run `wrk` with the reference kit's `gxm_post.lua` and read its `WRKSUMMARY` line."""
+"""Run `wrk` with the reference kit's `gxm_post.lua` (or our `vendor_post.lua`) and read its `WRKSUMMARY` line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import sys
 
 import msgspec
 
-from bench.procs import SHARED
+from bench.procs import ROOT, SHARED
+
+VENDOR_SCRIPT = ROOT / "bench" / "vendor_post.lua"
+"""Signs each ~1 KiB body as Stripe or Standard Webhooks do (env VENDOR, HMAC_KEY)."""
 
 
 class WrkResult(msgspec.Struct):
@@ -37,7 +40,14 @@ def ensure_wrk() -> str:
     raise SystemExit("bench: wrk is missing; install it with `sudo apt-get install wrk` (Debian/Ubuntu)")
 
 
-def run_wrk(url: str, connections: int, seconds: float, timeout_s: int = 5) -> WrkResult:
+def run_wrk(
+    url: str,
+    connections: int,
+    seconds: float,
+    timeout_s: int = 5,
+    script: str | None = None,
+    env: dict[str, str] | None = None,
+) -> WrkResult:
     argv = [
         ensure_wrk(),
         "-t1",
@@ -46,10 +56,11 @@ def run_wrk(url: str, connections: int, seconds: float, timeout_s: int = 5) -> W
         f"--timeout={timeout_s}s",
         "--latency",
         "-s",
-        str(SHARED / "gxm_post.lua"),
+        script or str(SHARED / "gxm_post.lua"),
         url,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    environ = {**os.environ, **(env or {})}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False, env=environ)
     for line in done.stdout.splitlines():
         if line.startswith("WRKSUMMARY"):
             fields = dict(part.split("=", 1) for part in line.split()[1:])

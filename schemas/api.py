@@ -49,6 +49,8 @@ class Event(msgspec.Struct, kw_only=True):
     """The stored `data.payload` exactly as sent; only with `select=payload` on lists."""
     deliveries: list[Delivery] | msgspec.UnsetType = msgspec.UNSET
     """Only on one event, or with `select=deliveries` on lists."""
+    headers: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    """The request headers kept (lower-case names; never credentials or signatures); with `select=headers`."""
 
 
 class PageMeta(msgspec.Struct, kw_only=True):

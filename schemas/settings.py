@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from schemas.signatures import SCHEMES
+from schemas.locators import parse_locator
+from schemas.presets import DEFAULT_PRESET, PRESETS
+from schemas.signatures import DEFAULT_TOLERANCE_SECONDS, SCHEMES, scheme_for
 
 CONFIG_ENV = "HOOKYARD_CONFIG"
 DEFAULT_CONFIG_PATH = "hookyard.toml"
@@ -63,9 +65,24 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
 
 
 class SourceSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One `[[sources]]` block. `preset` fills every key left empty here (a key set by hand wins);
+    after loading, `scheme` and `format` are always set."""
+
     name: SourceName
-    scheme: str = "gxm-sha256"
+    preset: str = DEFAULT_PRESET
+    """A name in `schemas.presets.PRESETS`."""
+    scheme: str = ""
     """A name in `schemas.signatures.SCHEMES`."""
+    format: str = ""
+    """`gxm` (the envelope of CONTRACT section 4) or `json` (the whole body is the payload)."""
+    action: tuple[str, ...] = ()
+    """Locators of the action's parts (`json:<pointer>`, `header:<name>`, `=<literal>`), joined with `:`."""
+    event_id: str = ""
+    """Locator of the vendor's event id, the de-duplication key; "": the body fingerprint."""
+    sent_at: str = ""
+    """Locator of the send time (unix seconds); "": the signed timestamp, else the time of receipt."""
+    tolerance_seconds: Positive = DEFAULT_TOLERANCE_SECONDS
+    """Timestamped schemes refuse a signature further than this from now."""
     secrets: tuple[str, ...] = ()
     allow_ips: tuple[str, ...] = ()
     max_age_seconds: Positive | None = None
@@ -248,15 +265,24 @@ def _resolve_secrets(settings: Settings, env: dict[str, str]) -> Settings:
 
 def _checked(settings: Settings) -> Settings:
     names = [source.name for source in settings.sources]
+    sources = []
     for i, source in enumerate(settings.sources):
         if names.count(source.name) > 1:
             raise ConfigError(f"sources[{i}].name: duplicate source {source.name!r}")
         if not source.secrets or any(not secret for secret in source.secrets):
             raise ConfigError(f"sources[{i}].secrets: at least one non-empty secret is required")
+        source = _with_preset(source, f"sources[{i}]")
         if source.scheme not in SCHEMES:
             raise ConfigError(f"sources[{i}].scheme: unknown scheme {source.scheme!r} (known: {', '.join(SCHEMES)})")
+        try:
+            scheme_for(source.scheme, source.secrets, source.tolerance_seconds)
+        except ValueError as exc:
+            raise ConfigError(f"sources[{i}].secrets: {exc}") from None
+        _check_locators(source, f"sources[{i}]")
         for j, cidr in enumerate(source.allow_ips):
             _check_network(cidr, f"sources[{i}].allow_ips[{j}]")
+        sources.append(source)
+    settings = msgspec.structs.replace(settings, sources=tuple(sources))
     for j, cidr in enumerate(settings.server.trusted_proxies):
         _check_network(cidr, f"server.trusted_proxies[{j}]")
     for i, api_key in enumerate(settings.api_keys):
@@ -275,6 +301,35 @@ def _checked(settings: Settings) -> Settings:
     if not settings.redis.url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         raise ConfigError("redis.url: must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
     return settings
+
+
+def _with_preset(source: SourceSettings, key: str) -> SourceSettings:
+    preset = PRESETS.get(source.preset)
+    if preset is None:
+        raise ConfigError(f"{key}.preset: unknown preset {source.preset!r} (known: {', '.join(PRESETS)})")
+    return msgspec.structs.replace(
+        source,
+        scheme=source.scheme or preset.scheme,
+        format=source.format or preset.format,
+        action=source.action or preset.action,
+        event_id=source.event_id or preset.event_id,
+        sent_at=source.sent_at or preset.sent_at,
+    )
+
+
+def _check_locators(source: SourceSettings, key: str) -> None:
+    """Locators parse; an event id or time is read from the request, never a literal."""
+    located = [(f"{key}.action[{j}]", text) for j, text in enumerate(source.action)]
+    located += [(f"{key}.{name}", text) for name, text in (("event_id", source.event_id), ("sent_at", source.sent_at))]
+    for where, text in located:
+        if not text:
+            continue
+        try:
+            locator = parse_locator(text)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if locator.kind == "literal" and not where.endswith("]"):
+            raise ConfigError(f"{where}: {text!r} is a literal; use json:<pointer> or header:<name>")
 
 
 def _check_network(cidr: str, key: str) -> None:

@@ -97,9 +97,13 @@ class EventRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     request_id: Mapped[str] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
-    """The exact JSON text of `data.payload`."""
+    """The exact JSON text of the payload: `data.payload` for GuestXM's envelope, else the whole body."""
     body: Mapped[str] = mapped_column(Text)
     """The exact request body, for audit and re-parsing."""
+    vendor_event_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    """The vendor's own event id (`evt_...`, `X-GitHub-Delivery`, `webhook-id`), when the source locates one."""
+    headers: Mapped[str | None] = mapped_column(Text, default=None)
+    """The request headers kept (a JSON object, lower-case names; no credentials or signatures)."""
 
     __table_args__ = (
         UniqueConstraint("source", "fingerprint"),

@@ -43,14 +43,26 @@ class QueuedEvent(msgspec.Struct, frozen=True, array_like=True):
     """One accepted event as it travels through Redis (and the spool) to a worker.
 
     `array_like` keeps the job small; `body` is the exact request body as text.
+    It carries everything the worker needs, because only ingest can run a
+    source's locators (some read headers). Fields added later go at the end
+    with defaults, so jobs and spool rows written by an older version still
+    decode: an empty `action` means "read it from the GuestXM envelope".
     """
 
     id: str
     source: str
     fingerprint: str
+    """The de-duplication key: of the vendor's event id when the source locates one, else of the body."""
     received_at_us: int
     request_id: str
     body: str
+    action: str = ""
+    sent_at: int = 0
+    whole_body: bool = False
+    """True: the payload is the whole body (format json); False: the envelope's `data.payload`."""
+    vendor_event_id: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    """The request headers kept with the event: lower-case names, no credentials or signatures."""
 
 
 class Accepted(msgspec.Struct):

@@ -41,6 +41,7 @@ from workers.store import StoredEvent
 log = structlog.get_logger("hookyard.deliver")
 
 _decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
 class HandlerTimeout(Exception):
@@ -182,6 +183,8 @@ def _event(item: Claimed, row: EventRow | StoredEvent) -> Event:
         attempt=item.attempts,
         handler=item.handler,
         request_id=row.request_id,
+        vendor_event_id=row.vendor_event_id,
+        headers=_decode_headers(row.headers) if row.headers else {},
     )
 
 

@@ -15,11 +15,16 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     sent_at: datetime
     received_at: datetime
     payload: dict[str, Any]
+    """The vendor's payload: `data.payload` of a GuestXM envelope, else the whole body (decoded)."""
     attempt: int
     """1 for the first try; a retry or a replay continues the count."""
     handler: str = ""
     request_id: str = ""
     """The ingest request's id, for handlers' own log lines."""
+    vendor_event_id: str | None = None
+    """The vendor's own event id (`evt_...`, `X-GitHub-Delivery`, `webhook-id`) when the source locates one."""
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    """The request's headers by lower-case name, without `Authorization`, `Cookie` or signature values."""
 
     @property
     def idempotency_key(self) -> str:

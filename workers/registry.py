@@ -1,7 +1,8 @@
 """Handler plugins: the `@handler` decorator, action patterns, and plugin loading.
 
 A pattern is an action whose parts may be `*` (exactly one part), or a lone
-`*` for every action. Handlers come from three places, all ending in the
+`*` for every action (`schemas.actions`): `PUSH`, `PULL_REQUEST:*`,
+`HOOKYARD:DELIVERY:*`, `*:*:UPDATED`. Handlers come from three places, all ending in the
 same registry: `@handler` in any imported module, modules named in
 `[handlers] modules`, and entry points in the group `hookyard.handlers`.
 """
@@ -19,11 +20,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from schemas.actions import is_pattern, pattern_matches
 from schemas.settings import HandlerSettings
 from workers.event import Event
 
 ENTRY_POINT_GROUP = "hookyard.handlers"
-_PART = re.compile(r"^(\*|[A-Z][A-Z0-9_]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 
 HandlerFunc = Callable[[Event], Any]
@@ -35,22 +36,11 @@ class HandlerError(Exception):
 
 
 def check_pattern(pattern: str) -> str:
-    if pattern == "*":
-        return pattern
-    parts = pattern.split(":")
-    if len(parts) < 2 or not all(_PART.match(part) for part in parts) or len(pattern) > 128:
+    if not is_pattern(pattern):
         raise HandlerError(
-            f"bad action pattern {pattern!r}: use RESOURCE:VERB parts of A-Z0-9_, '*' for one part, or '*'"
+            f"bad action pattern {pattern!r}: use parts of A-Z0-9_ joined with ':', '*' for one part, or '*'"
         )
     return pattern
-
-
-def pattern_matches(pattern: str, action: str) -> bool:
-    if pattern == "*":
-        return True
-    wanted = pattern.split(":")
-    parts = action.split(":")
-    return len(wanted) == len(parts) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ EVENT_COLUMNS: Columns = (
     ("request_id", "varchar"),
     ("payload", "text"),
     ("body", "text"),
+    ("vendor_event_id", "varchar"),
+    ("headers", "text"),
 )
 """The columns a stored event is inserted with (`event_row` gives their values)."""
 DELIVERY_COLUMNS: Columns = (
@@ -69,27 +71,41 @@ atomic even outside a transaction, so one round trip stores and claims. (Its tex
 from the constant column lists only; every value is a bound parameter.)"""
 
 _decode_envelope = msgspec.json.Decoder(IngestEnvelope).decode
+_encode_headers = msgspec.json.Encoder().encode
 
 
 def event_row(event: QueuedEvent, status: str, now: datetime) -> dict[str, object]:
-    """The `EVENT_COLUMNS` of one queued event."""
-    envelope = _decode_envelope(event.body)
-    data = envelope.data
-    parts = data.action.split(":")
+    """The `EVENT_COLUMNS` of one queued event: what ingest located, and the payload out of the body.
+
+    A `json` source's payload is the whole body; a GuestXM one's is `data.payload`, read
+    here as exact text. A job queued before ingest located actions has no `action`: its
+    action and time come from the envelope, as they did then.
+    """
+    action, sent_at = event.action, event.sent_at
+    if event.whole_body:
+        payload = event.body
+    else:
+        data = _decode_envelope(event.body).data
+        payload = bytes(data.payload).decode("utf-8")
+        if not action:
+            action, sent_at = data.action, data.sent_at
+    parts = action.split(":")
     return {
         "id": event.id,
         "source": event.source,
         "fingerprint": event.fingerprint,
-        "action": data.action,
+        "action": action,
         "resource": parts[0],
         "verb": parts[-1],
-        "sent_at": data.sent_at,
+        "sent_at": sent_at,
         "received_at": datetime.fromtimestamp(event.received_at_us / 1_000_000, UTC),
         "stored_at": now,
         "status": status,
         "request_id": event.request_id,
-        "payload": bytes(data.payload).decode("utf-8"),
+        "payload": payload,
         "body": event.body,
+        "vendor_event_id": event.vendor_event_id,
+        "headers": _encode_headers(event.headers).decode() if event.headers else None,
     }
 
 
@@ -103,6 +119,9 @@ class StoredEvent(msgspec.Struct, frozen=True):
     received_at: datetime
     payload: str
     request_id: str
+    vendor_event_id: str | None = None
+    headers: str | None = None
+    """The kept request headers as a JSON object (`events.headers`)."""
 
 
 class Stored(msgspec.Struct, frozen=True):
@@ -182,6 +201,8 @@ def store_events(
             received_at=row["received_at"],  # type: ignore[arg-type]
             payload=str(row["payload"]),
             request_id=str(row["request_id"]),
+            vendor_event_id=row["vendor_event_id"],  # type: ignore[arg-type]
+            headers=row["headers"],  # type: ignore[arg-type]
         )
         for row in rows
         if row["id"] in inserted

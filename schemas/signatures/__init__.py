@@ -1,7 +1,7 @@
 """Signature schemes: how a source proves it sent a webhook, one module per scheme.
 
-Each module defines one class behind `SignatureScheme` and names it
-`SCHEME`; `SCHEMES` is built from the modules, so adding a scheme is adding
+Each module defines one class behind `SignatureScheme` (usually a
+`BaseScheme`) and names it `SCHEME`; `SCHEMES` is built from the modules, so adding a scheme is adding
 a module (settings accept its name, `hookyard sign` and the OpenAPI document
 know its header). A scheme that does not cover the body (`needs_body =
 False`) is checked from the headers before any body byte is read; one that
@@ -16,27 +16,28 @@ verifies, and forwards sign what workers send.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Sequence
 
-from schemas.signatures._base import SignatureScheme
+from schemas.modules import collect
+from schemas.signatures._base import DEFAULT_TOLERANCE_SECONDS, SignatureScheme
 
-__all__ = ["SCHEMES", "SignatureScheme", "scheme_for"]
+__all__ = ["DEFAULT_TOLERANCE_SECONDS", "SCHEMES", "SIGNATURE_HEADERS", "SignatureScheme", "scheme_for"]
 
 
 def _collect() -> dict[str, type[SignatureScheme]]:
-    found: dict[str, type[SignatureScheme]] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
-        if not info.name.startswith("_"):
-            scheme: type[SignatureScheme] = importlib.import_module(f"{__name__}.{info.name}").SCHEME
-            found[scheme.name] = scheme
-    return found
+    return {scheme.name: scheme for scheme in collect(__path__, __name__, "SCHEME")}
 
 
 SCHEMES = _collect()
 """Scheme name -> class, one per module of this package."""
 
 
-def scheme_for(name: str, secrets: Sequence[str]) -> SignatureScheme:
-    return SCHEMES[name](secrets)
+SIGNATURE_HEADERS = frozenset(header.lower() for scheme in SCHEMES.values() for header in scheme.signature_headers)
+"""Lower-case names of every header that carries a signature value, whatever the source's scheme: never kept."""
+
+
+def scheme_for(
+    name: str, secrets: Sequence[str], tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
+) -> SignatureScheme:
+    """The scheme checking these secrets; ValueError if one of them is unusable for it."""
+    return SCHEMES[name](secrets, tolerance_seconds)

@@ -7,32 +7,32 @@ It does not cover the body, so it is a bearer token: pair it with
 from __future__ import annotations
 
 import hashlib
-import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
-from schemas.signatures._base import digest
+from schemas.signatures._base import DEFAULT_TOLERANCE_SECONDS, BaseScheme, Headers, any_match
 
 
-class GxmSha256:
+class GxmSha256(BaseScheme):
     name: ClassVar[str] = "gxm-sha256"
     header: ClassVar[str] = "X-GXM-APISIGNATURE"
+    signature_headers: ClassVar[tuple[str, ...]] = ("X-GXM-APISIGNATURE",)
     _header_key: ClassVar[bytes] = b"x-gxm-apisignature"
     needs_body: ClassVar[bool] = False
 
-    def __init__(self, secrets: Sequence[str]) -> None:
-        # Store digests of the expected lowercase hex, never the secrets themselves.
-        self._expected = [digest(hashlib.sha256(s.encode()).hexdigest().encode()) for s in secrets]
+    def __init__(self, secrets: Sequence[str], tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS) -> None:
+        super().__init__(secrets, tolerance_seconds)
+        # Keep the expected lowercase hex, never the secrets themselves.
+        self._expected = [hashlib.sha256(key).hexdigest().encode() for key in self._keys]
+        self._keys = []
 
-    def verify(self, headers: Mapping[bytes, bytes], body: bytes = b"") -> bool:
-        given = digest(headers.get(self._header_key, b"").strip().lower())
-        matched = False
-        for expected in self._expected:
-            matched |= hmac.compare_digest(given, expected)
-        return matched
+    def verify(self, headers: Headers, body: bytes = b"", now: float | None = None) -> bool:
+        return any_match([headers.get(self._header_key, b"").strip().lower()], self._expected)
 
-    def sign(self, secret: str, body: bytes = b"") -> tuple[str, str]:
-        return self.header, hashlib.sha256(secret.encode()).hexdigest()
+    def sign(
+        self, secret: str, body: bytes = b"", *, timestamp: int | None = None, message_id: str | None = None
+    ) -> dict[str, str]:
+        return {self.header: hashlib.sha256(secret.encode()).hexdigest()}
 
 
 SCHEME = GxmSha256

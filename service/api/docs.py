@@ -115,7 +115,14 @@ def document_ingest(openapi: OpenAPI) -> None:
     }
     responses: dict[str, OpenAPIResponse | Reference] = {
         "202": _json(accepted, "Queued (or spooled: `warnings.queue` is `spooled`)"),
-        "200": _json(accepted, "A re-delivery of a stored event: `duplicate` is true, the first id"),
+        "200": OpenAPIResponse(
+            description="A re-delivery of a stored event (`duplicate` is true, the first id); or, as `text/plain`, "
+            "the `challenge` of a signed Slack `url_verification` (nothing stored)",
+            content={
+                "application/json": OpenAPIMediaType(schema=accepted),
+                "text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+            },
+        ),
     }
     responses.update({status: _json(error, text) for status, text in errors.items()})
     openapi.paths = openapi.paths or {}
@@ -123,8 +130,10 @@ def document_ingest(openapi: OpenAPI) -> None:
         post=Operation(
             tags=["ingest"],
             summary="Receive a signed webhook",
-            description="Checks the source, client IP, signature (the header of the source's scheme), "
-            "size, content type and body, in that order, then queues the event.",
+            description="Checks the source, client IP, signature (the headers of the source's scheme), "
+            "size, content type and body, in that order, then queues the event. The body shown is a `gxm` "
+            "source's; a `format = \"json\"` source takes any JSON object, its action, id and time found by "
+            "the source's locators (CONTRACT section 7).",
             operation_id="IngestWebhook",
             parameters=[
                 Parameter(name="source", param_in="path", required=True, schema=Schema(type=OpenAPIType.STRING)),

@@ -1,8 +1,9 @@
 """Filters shared by the lists, the live stream, replays and the console.
 
 `EventFilter` (events: the list, the stream, the event side of a replay):
-each filter becomes SQL that an index serves (`action` exact, `RESOURCE:*`
-on `resource`, `*:VERB` on `verb`, each indexed with `received_at, id`), and
+each filter becomes SQL that an index serves (`action` exact, a pattern
+whose first part is a name on `resource`, else one whose last part is a name
+on `verb`, each indexed with `received_at, id`; `*:*` and the like scan), and
 the same test in Python for the stream, which filters rows it already read
 by `seq`. `DeliveryFilter` (`/v1/deliveries`, dead letters) filters
 deliveries on `updated_at` and their event's source and action, the latter
@@ -14,26 +15,39 @@ ERR:MSG:VALIDATION:<WHAT>` from the API and the console, exit 2 from the CLI.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, not_
 
+from schemas.actions import is_pattern, pattern_matches
 from schemas.errors import Invalid
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus, RejectionRow
 
-_NAME = r"[A-Z][A-Z0-9_]*"
-ACTION_FILTER_PATTERN = rf"^({_NAME}(:{_NAME})+|{_NAME}:\*|\*:{_NAME})$"
-"""An exact action, `RESOURCE:*` or `*:VERB` (each `*` is exactly one part)."""
-_ACTION_FILTER = re.compile(ACTION_FILTER_PATTERN)
-MAX_ACTION_LENGTH = 128
-
 
 def parse_action(value: str) -> str:
-    if len(value) > MAX_ACTION_LENGTH or not _ACTION_FILTER.match(value):
-        raise Invalid("ACTION", f"action {value!r} is not an action, RESOURCE:* or *:VERB")
+    if not is_pattern(value):
+        raise Invalid("ACTION", f"action {value!r} is not an action or a pattern like PULL_REQUEST:* or *:UPDATED")
     return value
+
+
+def action_clauses(pattern: str) -> list[ColumnElement[bool]]:
+    """SQL for one action pattern: an index column first, then the exact shape (LIKE and a part count)."""
+    if pattern == "*":
+        return []
+    parts = pattern.split(":")
+    if "*" not in parts:
+        return [EventRow.action == pattern]
+    shape = ":".join("%" if part == "*" else part.replace("_", "\\_") for part in parts)
+    where: list[ColumnElement[bool]] = [
+        EventRow.action.like(shape, escape="\\"),
+        not_(EventRow.action.like(":".join(["%"] * (len(parts) + 1)))),  # no more parts than the pattern
+    ]
+    if parts[0] != "*":
+        where.insert(0, EventRow.resource == parts[0])
+    elif parts[-1] != "*":
+        where.insert(0, EventRow.verb == parts[-1])
+    return where
 
 
 def parse_time(value: str, what: str) -> datetime:
@@ -59,16 +73,6 @@ def parse_status(value: str, allowed: tuple[str, ...] = EventStatus.ALL, what: s
     if value not in allowed:
         raise Invalid(what.upper(), f"{what} must be one of {', '.join(allowed)}")
     return value
-
-
-def action_clauses(action: str) -> list[ColumnElement[bool]]:
-    """SQL for an action filter on events: exact on `action`, `RESOURCE:*` on `resource`, `*:VERB` on `verb`."""
-    resource, _, verb = action.partition(":")
-    if verb == "*":
-        return [EventRow.resource == resource, not_(EventRow.action.like("%:%:%"))]
-    if resource == "*":
-        return [EventRow.verb == verb, not_(EventRow.action.like("%:%:%"))]
-    return [EventRow.action == action]
 
 
 def query_hash(*parts: str) -> str:
@@ -126,7 +130,7 @@ class EventFilter:
         """The same test as `clauses()`, for rows already in hand."""
         if self.source is not None and source != self.source:
             return False
-        if self.action is not None and not _action_matches(self.action, action):
+        if self.action is not None and not pattern_matches(self.action, action):
             return False
         if self.status is not None and status != self.status:
             return False
@@ -139,9 +143,6 @@ class EventFilter:
         return query_hash(
             self.source or "", self.action or "", self.status or "", _iso(self.since), _iso(self.until), order
         )
-
-    def is_empty(self) -> bool:
-        return self == EventFilter()
 
 
 @dataclass(frozen=True)
@@ -177,11 +178,6 @@ class DeliveryFilter:
             since=None if since is None else parse_time(since, "since"),
             until=None if until is None else parse_time(until, "until"),
         )
-
-    @property
-    def needs_events(self) -> bool:
-        """Whether the event's columns take part in the filter (a join on `events` either way for the page)."""
-        return self.source is not None or self.action is not None
 
     def clauses(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
@@ -246,9 +242,3 @@ class RejectionFilter:
 
     def fingerprint(self, order: str) -> str:
         return query_hash("rejections", self.source or "", self.code or "", _iso(self.since), _iso(self.until), order)
-
-
-def _action_matches(pattern: str, action: str) -> bool:
-    wanted = pattern.split(":")
-    parts = action.split(":")
-    return len(wanted) == len(parts) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True))

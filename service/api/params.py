@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 
 from litestar.params import Parameter
 
+from schemas.actions import MAX_ACTION_LENGTH, PATTERN
 from schemas.api import EventStatusName
 from schemas.errors import Invalid
-from service.api.filters import ACTION_FILTER_PATTERN, MAX_ACTION_LENGTH
 
-SELECTABLE = ("payload", "deliveries")
+SELECTABLE = ("payload", "deliveries", "headers")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 
@@ -25,8 +25,9 @@ SourceParam = Annotated[str | None, Parameter(description="Only events from this
 ActionParam = Annotated[
     str | None,
     Parameter(
-        description="An exact action, `RESOURCE:*` or `*:VERB` (`*` is exactly one part)",
-        pattern=ACTION_FILTER_PATTERN,
+        description="An action or a pattern: parts of `A-Z0-9_` or `*` (exactly one part) joined with `:`"
+        " (`PUSH`, `PULL_REQUEST:*`, `*:*:UPDATED`); the lone `*` is every action",
+        pattern=PATTERN,
         max_length=MAX_ACTION_LENGTH,
     ),
 ]
@@ -37,7 +38,7 @@ SelectParam = Annotated[
     str | None,
     Parameter(
         query="select",
-        description="Comma-separated extras: `payload`, `deliveries` (a leading `-` excludes one)",
+        description="Comma-separated extras: `payload`, `deliveries`, `headers` (a leading `-` excludes one)",
     ),
 ]
 

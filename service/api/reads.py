@@ -40,6 +40,9 @@ class Page(msgspec.Struct):
     """True when rows follow the last one of this page."""
 
 
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
+
+
 def _event(row: Any, payload: str | None = None) -> Event:
     event = Event(
         id=row.id,
@@ -51,6 +54,8 @@ def _event(row: Any, payload: str | None = None) -> Event:
     )
     if payload is not None:
         event.payload = msgspec.Raw(payload.encode("utf-8"))
+    if "headers" in row._fields:
+        event.headers = _decode_headers(row.headers) if row.headers else {}
     return event
 
 
@@ -69,11 +74,26 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
+def _columns(*, payload: bool, headers: bool) -> list[Any]:
+    columns: list[Any] = list(_EVENT_COLUMNS)
+    if payload:
+        columns.append(EventRow.payload)
+    if headers:
+        columns.append(EventRow.headers)
+    return columns
+
+
 def page_query(
-    where: EventFilter, *, order: str, limit: int, after: tuple[datetime, str] | None, payload: bool
+    where: EventFilter,
+    *,
+    order: str,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    payload: bool,
+    headers: bool = False,
 ) -> Select[*tuple[Any, ...]]:
     """One keyset page (plus one row, to know whether another page follows)."""
-    columns = [*_EVENT_COLUMNS, EventRow.payload] if payload else list(_EVENT_COLUMNS)
+    columns = _columns(payload=payload, headers=headers)
     query = select(*columns).where(*where.clauses())
     return _keyset(query, EventRow.received_at, EventRow.id, order=order, limit=limit, after=after)
 
@@ -107,8 +127,9 @@ def list_events(
     after: tuple[datetime, str] | None,
     payload: bool,
     deliveries: bool,
+    headers: bool = False,
 ) -> Page:
-    query = page_query(where, order=order, limit=limit, after=after, payload=payload)
+    query = page_query(where, order=order, limit=limit, after=after, payload=payload, headers=headers)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
         more = len(rows) > limit
@@ -131,9 +152,10 @@ def deliveries_of(connection: Connection, event_ids: Sequence[str]) -> dict[str,
     return found
 
 
-def get_event(engine: Engine, event_id: str) -> Event | None:
+def get_event(engine: Engine, event_id: str, *, headers: bool = False) -> Event | None:
     with engine.connect() as connection:
-        row = connection.execute(select(*_EVENT_COLUMNS, EventRow.payload).where(EventRow.id == event_id)).first()
+        columns = _columns(payload=True, headers=headers)
+        row = connection.execute(select(*columns).where(EventRow.id == event_id)).first()
         if row is None:
             return None
         event = _event(row, row.payload)
@@ -151,9 +173,9 @@ class StreamRow(msgspec.Struct):
     event: Event
 
 
-def events_after(engine: Engine, seq: int, limit: int, *, payload: bool) -> list[StreamRow]:
+def events_after(engine: Engine, seq: int, limit: int, *, payload: bool, headers: bool = False) -> list[StreamRow]:
     """Rows stored after `seq`, in store order, unfiltered (the stream filters them)."""
-    columns = [*_EVENT_COLUMNS, EventRow.payload] if payload else list(_EVENT_COLUMNS)
+    columns = _columns(payload=payload, headers=headers)
     with engine.connect() as connection:
         rows = connection.execute(select(*columns).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)).all()
     return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows]

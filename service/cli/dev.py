@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from schemas.presets import PRESETS, Preset
 from schemas.settings import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
 from schemas.signatures import scheme_for
 from service.cli._common import Subparsers, positive
@@ -62,6 +63,7 @@ name = "dev-admin"
 key = "{api_key}"
 role = "admin"
 
+{_preset_examples()}
 [handlers]
 modules = ["workers.builtin", "workers.demo"]
 retry_base_seconds = 1.0
@@ -72,6 +74,29 @@ format = "console"
     )
     path.chmod(0o600)
     return path
+
+
+def _preset_examples() -> str:
+    """A commented `[[sources]]` block per vendor preset (uncomment one, export its secret, restart)."""
+    blocks = [_example(preset) for name, preset in sorted(PRESETS.items()) if name != "gxm"]
+    return "\n".join(blocks)
+
+
+def _example(preset: Preset) -> str:
+    action = "[" + ", ".join(f'"{text}"' for text in preset.action) + "]"
+    filled = [("scheme", preset.scheme), ("format", preset.format), ("action", action)]
+    filled += [("event_id", preset.event_id), ("sent_at", preset.sent_at)]
+    lines = [
+        f"# [[sources]]                          # POST /webhooks/{preset.name}",
+        f'# name = "{preset.name}"',
+        f'# preset = "{preset.name}"',
+        f'# secrets = ["env:{preset.env_name}"]',
+        "# # what the preset fills in (set any of them to override it):",
+    ]
+    lines += [
+        f"# # {key} = {value if key == 'action' else chr(34) + value + chr(34)}" for key, value in filled if value
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def run_dev(port: int, processes: int) -> int:
@@ -119,7 +144,8 @@ def _print_welcome(settings: Settings, env: dict[str, str]) -> None:
     lines = [f"hookyard is starting on {base} (config: {config}, Redis: {env['HOOKYARD_REDIS_URL']})"]
     if settings.sources:
         source = settings.sources[0]
-        header, value = scheme_for(source.scheme, source.secrets).sign(source.secrets[0], b"")
+        signed = scheme_for(source.scheme, source.secrets).sign(source.secrets[0], b"")
+        header, value = next(iter(signed.items()))
         payload = '"action":"LOCATION:CREATED","payload":{"company_id":1}},"meta":{},"warnings":{}}'
         body = '\'{"data":{"sent_at":\'"$(date +%s)"\',' + payload + "'"
         lines += [

@@ -10,6 +10,7 @@ import uvicorn
 
 from schemas.settings import Settings
 from service.cli._common import Subparsers, positive, settings_with
+from service.ingest.sources import build_sources
 
 
 def add_command(commands: Subparsers) -> None:
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     if args.port is not None:
         overrides["HOOKYARD_SERVER_PORT"] = str(args.port)
     settings = settings_with(overrides)
+    build_sources(settings)  # a source's format settings: a ConfigError here exits 2, not in uvicorn
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(

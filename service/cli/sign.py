@@ -1,8 +1,15 @@
-"""`hookyard sign`: the signature header a source's secret gives, for setting up the vendor."""
+"""`hookyard sign`: the headers a source's secret gives, for setting up a vendor or signing by hand.
+
+A scheme that covers the body signs the exact bytes sent: give them with
+`--body FILE` (`-` reads standard input); without it the empty body is
+signed. Timestamped schemes sign now, or `--timestamp`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from schemas.settings import Settings
 from schemas.signatures import SignatureScheme, scheme_for
@@ -10,8 +17,11 @@ from service.cli._common import Subparsers, UsageError
 
 
 def add_command(commands: Subparsers) -> None:
-    sign = commands.add_parser("sign", help="print the signature header for a source's secret")
+    sign = commands.add_parser("sign", help="print the signature headers for a source's secret")
     sign.add_argument("--source", default="gxm")
+    sign.add_argument("--body", help="the body to sign (a file, or - for standard input; default: empty)")
+    sign.add_argument("--timestamp", type=int, help="unix seconds for timestamped schemes (default: now)")
+    sign.add_argument("--id", dest="message_id", help="the message id for standard-webhooks (default: a new one)")
     sign.set_defaults(func=run)
 
 
@@ -21,14 +31,27 @@ def scheme_of(settings: Settings, source_name: str) -> tuple[SignatureScheme, st
     if source is None:
         names = ", ".join(s.name for s in settings.sources) or "none configured"
         raise UsageError(f"no source named {source_name!r} (sources: {names})")
-    return scheme_for(source.scheme, source.secrets), source.secrets[0]
+    return scheme_for(source.scheme, source.secrets, source.tolerance_seconds), source.secrets[0]
+
+
+def _body(where: str | None) -> bytes:
+    if where is None:
+        return b""
+    if where == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(where).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--body {where}: {exc.strerror}") from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     scheme, secret = scheme_of(settings, args.source)
-    if scheme.needs_body:
-        print(f"{scheme.name} signs each body with the shared secret; give the vendor the secret itself")
-        return 0
-    header, value = scheme.sign(secret)
-    print(f"{header}: {value}")
+    if scheme.needs_body and args.body is None:
+        print(
+            f"note: {scheme.name} signs each body; these headers are for the empty body (see --body)", file=sys.stderr
+        )
+    signed = scheme.sign(secret, _body(args.body), timestamp=args.timestamp, message_id=args.message_id)
+    for header, value in signed.items():
+        print(f"{header}: {value}")
     return 0

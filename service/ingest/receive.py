@@ -1,11 +1,12 @@
-"""`POST /webhooks/{source}`: the checks of CONTRACT section 4, in their order.
+"""`POST /webhooks/{source}`: the checks of CONTRACT sections 4 and 7, in their order.
 
 A raw ASGI handler (mounted in the Litestar app) because this is the hot
-path: the signature is checked from the headers before any body byte is
-read, the size limit is enforced while reading, the body is decoded once by
-msgspec on the event loop, and the event is handed to the group-commit
-`EventQueue`. The 202 goes out only once Redis (or the fsync'd spool) holds
-the event.
+path: a header-only signature is checked before any body byte is read, the
+size limit is enforced while reading, a body-covering signature right after
+the read, the body is decoded once by msgspec on the event loop, the
+source's format (`service.ingest.formats`) decides action, time, vendor id
+and payload, and the event is handed to the group-commit `EventQueue`. The
+202 goes out only once Redis (or the fsync'd spool) holds the event.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from schemas.errors import (
     UnsupportedMediaType,
 )
 from schemas.ids import new_event_id
-from schemas.wire import Accepted, CheckedData, Envelope, QueuedEvent
+from schemas.signatures import SIGNATURE_HEADERS
+from schemas.wire import Accepted, Envelope, QueuedEvent
 from service import metrics
 from service.errors import render
-from service.ingest.duplicate_keys import repeated_key
 from service.ingest.enqueue import EventQueue, QueueUnavailable
 from service.ingest.rejections import RejectionLedger
 from service.ingest.sources import ClientAddress, Source
@@ -53,8 +54,16 @@ _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _decode_any = msgspec.json.Decoder().decode
 _JSON_TYPE = re.compile(rb"^application/(json|[a-z0-9.+-]*\+json)\s*(;.*)?$", re.IGNORECASE)
-_PATH_PART = re.compile(r"`\$\.(\w+)")  # paths are relative to `data`, which is what is converted
-_MISSING = re.compile(r"missing required field `(\w+)`")
+_JSON = [(b"content-type", b"application/json")]
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_NOT_KEPT = frozenset({"authorization", "cookie", *SIGNATURE_HEADERS})
+"""Headers never kept with an event: credentials and signature values (ids and timestamps are kept)."""
+
+
+class Reply(msgspec.Struct, frozen=True):
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
 
 
 class IngestApp:
@@ -84,8 +93,8 @@ class IngestApp:
         request_id = make_request_id(headers.get(b"x-request-id"))
         source_name = _source_name(scope)
         try:
-            status, envelope = await self._ingest(scope, receive, headers, source_name, request_id)
-            response = status, [(b"content-type", b"application/json")], _encode(envelope)
+            reply = await self._ingest(scope, receive, headers, source_name, request_id)
+            response = reply.status, list(reply.headers), reply.body
         except Exception as exc:  # noqa: BLE001 - a bug too is answered with the envelope, never a trace
             error = self._rejected(exc, source_name, request_id)
             if self.rejections is not None:
@@ -116,7 +125,7 @@ class IngestApp:
 
     async def _ingest(
         self, scope: Scope, receive: Any, headers: dict[bytes, bytes], source_name: str, request_id: str
-    ) -> tuple[int, Envelope]:
+    ) -> Reply:
         if scope["method"] != "POST":
             raise MethodNotAllowed("use POST", headers=(("allow", "POST"),))
         source = self.sources.get(source_name)
@@ -136,7 +145,11 @@ class IngestApp:
             raise BadSignature("missing or invalid signature")
         if not _JSON_TYPE.match(headers.get(b"content-type", b"").strip()):
             raise UnsupportedMediaType("send application/json")
-        event = self._check(body, source, request_id)
+        event = self._check(body, source, headers, request_id)
+        if isinstance(event, str):  # a vendor's set-up handshake: answered, never stored
+            log.info("ingest_handshake", request_id=request_id, source=source.name)
+            return Reply(200, _TEXT, event.encode("utf-8"))
+        event = msgspec.structs.replace(event, headers=_kept_headers(scope["headers"]))
         try:
             result = await self.queue.submit(event)
         except QueueUnavailable:
@@ -145,13 +158,14 @@ class IngestApp:
         if result.duplicate:
             metrics.EVENTS_DUPLICATE.labels(source.name).inc()
             log.debug("ingest_duplicate", request_id=request_id, event_id=result.id, source=source.name)
-            return 200, Envelope(data=Accepted(id=result.id, status="queued", duplicate=True))
+            return Reply(200, _JSON, _encode(Envelope(data=Accepted(id=result.id, status="queued", duplicate=True))))
         if result.spooled:
             metrics.EVENTS_SPOOLED.labels(source.name).inc()
             warnings = {"queue": "spooled"}
         metrics.EVENTS_RECEIVED.labels(source.name).inc()
         log.debug("ingest_accepted", request_id=request_id, event_id=result.id, source=source.name)
-        return 202, Envelope(data=Accepted(id=result.id, status="queued", duplicate=False), warnings=warnings)
+        accepted = Envelope(data=Accepted(id=result.id, status="queued", duplicate=False), warnings=warnings)
+        return Reply(202, _JSON, _encode(accepted))
 
     async def _read_body(self, receive: Any, headers: dict[bytes, bytes]) -> bytes:
         declared = headers.get(b"content-length")
@@ -181,7 +195,8 @@ class IngestApp:
             raise RequestTimeout("body not received in time") from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _check(self, body: bytes, source: Source, request_id: str) -> QueuedEvent:
+    def _check(self, body: bytes, source: Source, headers: dict[bytes, bytes], request_id: str) -> QueuedEvent | str:
+        """The event this body is, or the text answering a handshake; `Invalid` naming what is wrong."""
         try:
             document = _decode_any(body)
         except msgspec.ValidationError as exc:  # numbers beyond 64-bit / float range
@@ -192,27 +207,49 @@ class IngestApp:
             raise Invalid("JSON", "JSON nested too deeply") from None
         if not isinstance(document, dict):
             raise Invalid("BODY", "body must be a JSON object")
-        repeated = repeated_key(body)
-        if repeated is not None:
-            raise Invalid("DUPLICATE_KEY", f"key `{repeated}` appears more than once")
-        data = document.get("data")
-        if not isinstance(data, dict):
-            raise Invalid("DATA", "`data` must be an object")
-        try:
-            checked = msgspec.convert(data, CheckedData)
-        except msgspec.ValidationError as exc:
-            raise _validation_reject(str(exc)) from None
-        if source.max_age_seconds is not None and checked.sent_at < time.time() - source.max_age_seconds:
+        challenge = source.scheme.handshake(document)
+        if challenge is not None:
+            return challenge
+        located = source.format.read(document, body, headers)
+        now_us = time.time_ns() // 1000
+        sent_at = located.sent_at
+        if sent_at is None:
+            sent_at = source.scheme.signed_at(headers) or now_us // 1_000_000
+        if source.max_age_seconds is not None and sent_at < time.time() - source.max_age_seconds:
             raise Invalid("SENT_AT", f"sent_at older than {source.max_age_seconds} s")
-        fingerprint = hashlib.sha256(_encode_sorted(data)).hexdigest()[:32]
         return QueuedEvent(
             id=new_event_id(),
             source=source.name,
-            fingerprint=fingerprint,
-            received_at_us=time.time_ns() // 1000,
+            fingerprint=_fingerprint(located.vendor_event_id, located.identity),
+            received_at_us=now_us,
             request_id=request_id,
             body=body.decode("utf-8"),
+            action=located.action,
+            sent_at=sent_at,
+            whole_body=located.whole_body,
+            vendor_event_id=located.vendor_event_id,
         )
+
+
+def _fingerprint(vendor_event_id: str | None, identity: Any) -> str:
+    """The de-duplication key. With a vendor id, that id alone (so a retry with another body is
+    still the same event); otherwise the canonical encoding of what the format says the event is
+    (sorted keys: whitespace and key order do not make a new event)."""
+    if vendor_event_id is not None:
+        return hashlib.sha256(b"id\x00" + vendor_event_id.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(_encode_sorted(identity)).hexdigest()[:32]
+
+
+def _kept_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Request headers by lower-case name (repeats joined with ", "), without credentials or signatures."""
+    kept: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        if key in _NOT_KEPT:
+            continue
+        text = value.decode("latin-1")
+        kept[key] = f"{kept[key]}, {text}" if key in kept else text
+    return kept
 
 
 async def _check_rate(limiter: Limiter, source: str, per_minute: int, request_id: str) -> None:
@@ -224,14 +261,6 @@ async def _check_rate(limiter: Limiter, source: str, per_minute: int, request_id
             count=verdict.count,
             retry_after=verdict.retry_after,
         )
-
-
-def _validation_reject(message: str) -> Invalid:
-    missing = _MISSING.search(message)
-    located = _PATH_PART.search(message)
-    what = (missing or located).group(1) if (missing or located) else "DATA"  # type: ignore[union-attr]
-    detail = message.replace("`$.", "`data.").replace("`$`", "`data`")
-    return Invalid(what.upper(), detail)
 
 
 def _source_name(scope: Scope) -> str:

@@ -1,4 +1,4 @@
-"""Configured sources as ingest sees them: scheme, allow-list, limits.
+"""Configured sources as ingest sees them: scheme, format, allow-list, limits.
 
 The client address is the socket peer unless that peer is a configured
 trusted proxy; only then is `X-Forwarded-For` read, right to left, skipping
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from schemas.settings import Settings, SourceSettings
 from schemas.signatures import SignatureScheme, scheme_for
+from service.ingest.formats import Format, format_for
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -22,6 +23,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 class Source:
     name: str
     scheme: SignatureScheme
+    format: Format
     allow: tuple[Network, ...]
     max_age_seconds: int | None
     rate_per_minute: int | None
@@ -37,13 +39,15 @@ def _networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
 
 
 def build_sources(settings: Settings) -> dict[str, Source]:
-    return {source.name: _source(source) for source in settings.sources}
+    """Every configured source; `ConfigError` naming the key for a format it cannot use."""
+    return {source.name: _source(source, f"sources[{i}]") for i, source in enumerate(settings.sources)}
 
 
-def _source(source: SourceSettings) -> Source:
+def _source(source: SourceSettings, key: str) -> Source:
     return Source(
         name=source.name,
-        scheme=scheme_for(source.scheme, source.secrets),
+        scheme=scheme_for(source.scheme, source.secrets, source.tolerance_seconds),
+        format=format_for(source, key),
         allow=_networks(source.allow_ips),
         max_age_seconds=source.max_age_seconds,
         rate_per_minute=source.rate_per_minute,

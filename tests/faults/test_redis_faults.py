@@ -10,14 +10,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
+from rq import Queue
 from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session
 
+from schemas.signatures import scheme_for
 from schemas.tables import DeliveryRow
+from schemas.wire import QueuedEvent
 from tests.conftest import Config, ConfigFactory, enqueue_events, gxm_body, gxm_headers, rows, wait_for
 from tests.faults.conftest import KillableRedis
 from workers.registry import Registry
+from workers.shared.serializer import JSONSerializer
 
 pytestmark = pytest.mark.faults
 
@@ -228,3 +233,31 @@ def test_a_redelivery_while_redis_is_down_is_a_duplicate_of_the_spooled_copy(
     again = _post(base, 1)
     assert again.status_code == 200
     assert again.json()["data"] == {"id": first.json()["data"]["id"], "status": "queued", "duplicate": True}
+
+
+def test_a_vendor_retry_while_redis_is_down_is_a_duplicate_of_the_spooled_copy_then_drains_once(
+    make_config: ConfigFactory, killable_redis: KillableRedis, server_for: Callable[..., str]
+) -> None:
+    """De-duplication by the vendor's id holds in the spool too: Stripe's retry of one `evt_` is one event."""
+    stripe = {"name": "stripe", "preset": "stripe", "secrets": ["whsec_fault"]}
+    config = make_config(redis={"url": killable_redis.url}, sources=[stripe])
+    base = server_for(config)
+    killable_redis.kill()
+
+    def post(body: bytes) -> httpx.Response:
+        signed = scheme_for("stripe", ["whsec_fault"]).sign("whsec_fault", body)
+        headers = {"Content-Type": "application/json", **signed}
+        return httpx.post(f"{base}/webhooks/stripe", content=body, headers=headers, timeout=10)
+
+    first = post(b'{"id": "evt_spooled", "type": "charge.succeeded", "created": 1700000000}')
+    assert first.status_code == 202, first.text
+    assert first.json()["warnings"] == {"queue": "spooled"}
+    again = post(b'{"id": "evt_spooled", "type": "charge.succeeded", "created": 1700000000, "retry": 1}')
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["id"] == first.json()["data"]["id"]
+    killable_redis.start()
+    wait_for(lambda: not _spool_rows(config), timeout=20, what="the spool drained")
+    queue = Queue("hookyard", connection=killable_redis.client(), serializer=JSONSerializer)
+    queued = [msgspec.convert(e, QueuedEvent) for job in queue.get_jobs() for e in job.args[0]]
+    assert [(e.id, e.vendor_event_id) for e in queued] == [(first.json()["data"]["id"], "evt_spooled")]
+    assert post(b'{"id": "evt_spooled", "type": "charge.succeeded", "created": 1}').status_code == 200

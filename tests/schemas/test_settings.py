@@ -116,3 +116,47 @@ def test_unreadable_file_secret_names_the_key(tmp_path: Path) -> None:
 def test_api_key_reference_resolves(tmp_path: Path) -> None:
     settings = load(tmp_path, '[[api_keys]]\nname = "g"\nkey = "env:DASH"\n', DASH="dash-key")
     assert settings.api_keys[0].key == "dash-key"  # type: ignore[attr-defined]
+
+
+# --- CONTRACT section 7: presets, schemes, locators ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "says"),
+    [
+        ("preset = 'paypal'\n", "sources[0].preset", "unknown preset 'paypal'"),
+        ("preset = 'stripe'\nscheme = 'md5'\n", "sources[0].scheme", "unknown scheme 'md5'"),
+        ("format = 'json'\naction = ['type']\n", "sources[0].action[0]", "not a locator"),
+        ("format = 'json'\naction = ['json:/type', 'json:type']\n", "sources[0].action[1]", "JSON pointer"),
+        ("format = 'json'\naction = ['json:/a~2b']\n", "sources[0].action[0]", "RFC 6901"),
+        ("format = 'json'\naction = ['header:']\n", "sources[0].action[0]", "header name"),
+        ("format = 'json'\naction = ['=']\n", "sources[0].action[0]", "literal"),
+        ("preset = 'stripe'\nevent_id = 'id'\n", "sources[0].event_id", "not a locator"),
+        ("preset = 'stripe'\nevent_id = '=evt_1'\n", "sources[0].event_id", "literal"),
+        ("preset = 'stripe'\nsent_at = '=0'\n", "sources[0].sent_at", "literal"),
+        ("preset = 'stripe'\ntolerance_seconds = 0\n", "sources[0].tolerance_seconds", ""),
+        ("preset = 'standard-webhooks'\n", "sources[0].secrets", "whsec_"),
+    ],
+)
+def test_bad_preset_scheme_or_locator_is_one_line_naming_the_key(
+    tmp_path: Path, extra: str, key: str, says: str
+) -> None:
+    message = error(tmp_path, SOURCE + extra)
+    assert message.startswith(f"{key}:"), message
+    assert says in message
+
+
+def test_a_preset_fills_what_is_left_out_and_a_key_set_by_hand_wins(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        '[[sources]]\nname = "stripe"\npreset = "stripe"\nsecrets = ["whsec_x"]\n'
+        '[[sources]]\nname = "mine"\npreset = "stripe"\nsecrets = ["whsec_x"]\n'
+        'action = ["=billing", "json:/type"]\nsent_at = "header:X-Sent"\ntolerance_seconds = 900\n'
+        '[[sources]]\nname = "gxm"\nsecrets = ["s"]\n',
+    )
+    stripe, mine, gxm = settings.sources  # type: ignore[attr-defined]
+    assert (stripe.scheme, stripe.format, stripe.action) == ("stripe", "json", ("json:/type",))
+    assert (stripe.event_id, stripe.sent_at, stripe.tolerance_seconds) == ("json:/id", "json:/created", 300)
+    assert (mine.scheme, mine.action, mine.event_id) == ("stripe", ("=billing", "json:/type"), "json:/id")
+    assert (mine.sent_at, mine.tolerance_seconds) == ("header:X-Sent", 900)
+    assert (gxm.preset, gxm.scheme, gxm.format, gxm.action, gxm.event_id) == ("gxm", "gxm-sha256", "gxm", (), "")

@@ -143,3 +143,57 @@ def test_the_column_lists_match_the_tables_and_the_rows_built_for_them() -> None
     guards = {"attempt": "integer", "refund": "integer"}  # compared and subtracted, not columns
     written = {name: guards.get(name) or _array_type(deliveries, name) for name, _ in OUTCOME_COLUMNS}
     assert written == dict(OUTCOME_COLUMNS)
+
+
+def test_a_vendor_event_is_stored_with_its_located_action_id_headers_and_the_body_as_payload(
+    config: Config, worker: Worker, registry: Registry
+) -> None:
+    seen: list[Event] = []
+    registry.handler("PAYMENT_INTENT:*", name="payments")(seen.append)
+    body = '{"id": "evt_1", "type": "payment_intent.succeeded", "created": 1700000000, "note": "\\u0000"}'
+    event = msgspec.structs.replace(
+        queued(9),
+        body=body,
+        action="PAYMENT_INTENT:SUCCEEDED",
+        sent_at=1_700_000_000,
+        whole_body=True,
+        vendor_event_id="evt_1",
+        headers={"user-agent": "Stripe/1.0", "content-type": "application/json"},
+    )
+    set_context(worker.context)
+    store_batch([as_job_arg(event)])
+
+    [handled] = seen
+    assert handled.payload == msgspec.json.decode(body)
+    assert handled.vendor_event_id == "evt_1"
+    assert handled.headers == {"user-agent": "Stripe/1.0", "content-type": "application/json"}
+    assert handled.sent_at == datetime.fromtimestamp(1_700_000_000, UTC)
+    [(action, resource, verb, payload, vendor_id, headers)] = rows(
+        config, "select action, resource, verb, payload, vendor_event_id, headers from events"
+    )
+    assert (action, resource, verb, payload, vendor_id) == (
+        "PAYMENT_INTENT:SUCCEEDED",
+        "PAYMENT_INTENT",
+        "SUCCEEDED",
+        body,
+        "evt_1",
+    )
+    assert msgspec.json.decode(headers) == handled.headers
+
+
+def test_a_job_queued_before_vendors_decodes_and_reads_the_envelope(worker: Worker, registry: Registry) -> None:
+    """Jobs and spool rows written by the previous version carry six fields; they still store."""
+    seen: list[Event] = []
+    registry.handler("LOCATION:*", name="loc")(seen.append)
+    body = gxm_body("LOCATION:UPDATED", {"n": 1}, sent_at=1_600_000_000).decode()
+    old_job = ["0190d1a2-7c3e-7a00-8000-00000000abcd", "gxm", "f" * 32, 1_700_000_000_000_000, "req-old", body]
+    set_context(worker.context)
+    store_batch([old_job])
+    [handled] = seen
+    assert (handled.action, handled.payload, handled.vendor_event_id, handled.headers) == (
+        "LOCATION:UPDATED",
+        {"n": 1},
+        None,
+        {},
+    )
+    assert handled.sent_at == datetime.fromtimestamp(1_600_000_000, UTC)

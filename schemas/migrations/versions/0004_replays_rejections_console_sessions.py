@@ -1,7 +1,7 @@
 """replays, rejections, console sessions
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-30 13:23:38.497601
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import schemas.tables
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -60,6 +60,7 @@ def list_events_route(
         after=after,
         payload="payload" in extras,
         deliveries="deliveries" in extras,
+        headers="headers" in extras,
     )
     next_cursor = None
     if page.more:

@@ -97,14 +97,16 @@ def sse_message(row: StreamRow) -> bytes:
     return b"id: %d\nevent: event\ndata: %s\n\n" % (row.seq, _encode(row.event))
 
 
-async def event_stream(api: Api, where: EventFilter, last: int, payload: bool) -> AsyncIterator[bytes]:
+async def event_stream(
+    api: Api, where: EventFilter, last: int, payload: bool, headers: bool = False
+) -> AsyncIterator[bytes]:
     cursor = Cursor(last)
     engine = api.engine
     quiet_since = time.monotonic()
     yield b"retry: %d\n\n" % RETRY_MS
     try:
         while not api.closing.is_set():
-            rows = await asyncio.to_thread(events_after, engine, cursor.last, BATCH, payload=payload)
+            rows = await asyncio.to_thread(events_after, engine, cursor.last, BATCH, payload=payload, headers=headers)
             chunks = [
                 sse_message(row)
                 for row in cursor.take(rows, time.monotonic())
@@ -147,11 +149,11 @@ async def stream_route(
     where = EventFilter.parse(source=source, action=action, status=status, since=since, until=until)
     extras = parse_select(select_)
     if "deliveries" in extras:
-        raise Invalid("SELECT", "select: the stream can include payload, not deliveries")
+        raise Invalid("SELECT", "select: the stream can include payload and headers, not deliveries")
     resume = parse_last_event_id(last_event_id)
     last = resume if resume is not None else await asyncio.to_thread(newest_seq, api.engine)
     return Stream(
-        event_stream(api, where, last, "payload" in extras),
+        event_stream(api, where, last, "payload" in extras, "headers" in extras),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

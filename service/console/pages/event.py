@@ -1,6 +1,6 @@
 """`/ui/events/<id>`: one event — payload pretty-printed, kept headers, each delivery — and its replay buttons.
 
-Read with `service.api.reads.get_event`, as `GET /v1/events/{id}` is. The
+Read with `service.api.reads.get_event`, as `GET /v1/events/{id}?select=headers` is. The
 replay buttons (admin sessions only) post to `/ui/events/<id>/replay` with
 the session's CSRF token; they run `workers.ops.replay.replay_one`, exactly
 what `POST /v1/events/{id}/replay` runs, then come back here saying what was
@@ -28,10 +28,9 @@ log = structlog.get_logger("hookyard.console.replay")
 
 @get("/events/{event_id:str}", sync_to_thread=True)
 def event_page(console: Console, viewer: Viewer, event_id: str, replayed: str | None = None) -> Template:
-    event = get_event(console.api.engine, event_id) if is_event_id(event_id) else None
+    event = get_event(console.api.engine, event_id, headers=True) if is_event_id(event_id) else None
     if event is None:
         raise NotFound("no stored event has this id")
-    headers = getattr(event, "headers", msgspec.UNSET)
     return page(
         "event.html",
         viewer,
@@ -39,7 +38,7 @@ def event_page(console: Console, viewer: Viewer, event_id: str, replayed: str | 
         active="events",
         event=event,
         deliveries=[] if event.deliveries is msgspec.UNSET else event.deliveries,
-        headers=None if headers is msgspec.UNSET else headers,
+        headers={} if event.headers is msgspec.UNSET else event.headers,
         flash=f"Queued again: {replayed}." if replayed else "",
     )
 

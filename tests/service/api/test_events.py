@@ -105,17 +105,44 @@ def test_filters(client, insert_events):
     assert ids(since=since, action="*:DELETED", status="processed") == set(deleted)
 
 
+def test_vendor_shaped_actions_and_patterns(client, insert_events):
+    """One-part actions (GitHub's PUSH) and patterns of any length (CONTRACT section 7)."""
+    push = insert_events(1, action="PUSH")
+    pull = insert_events(2, action="PULL_REQUEST:OPENED")
+    sub = insert_events(1, action="CUSTOMER:SUBSCRIPTION:UPDATED")
+    delivery = insert_events(1, action="HOOKYARD:DELIVERY:DEAD")
+    underscore = insert_events(1, action="PULLXREQUEST:OPENED")  # `_` is no LIKE wildcard here
+
+    def ids(action):
+        return set(_walk(client, action=action))
+
+    assert ids("PUSH") == set(push)
+    assert ids("PUSH:*") == set()
+    assert ids("PULL_REQUEST:*") == set(pull)
+    assert ids("PULL_REQUEST") == set()
+    assert ids("*:OPENED") == set(pull + underscore)
+    assert ids("CUSTOMER:SUBSCRIPTION:UPDATED") == set(sub)
+    assert ids("*:*:UPDATED") == set(sub)
+    assert ids("CUSTOMER:*:*") == set(sub)
+    assert ids("HOOKYARD:DELIVERY:*") == set(delivery)
+    assert ids("*:*:*") == set(sub + delivery)
+    assert ids("*:*") == set(pull + underscore)
+    assert ids("*") == set(push + pull + sub + delivery + underscore)
+
+
 @pytest.mark.parametrize(
     ("params", "code"),
     [
         ({"limit": 0}, "LIMIT"),
         ({"limit": 1001}, "LIMIT"),
         ({"limit": "ten"}, "LIMIT"),
-        ({"action": "LOCATION"}, "ACTION"),
         ({"action": "location:created"}, "ACTION"),
-        ({"action": "*"}, "ACTION"),
-        ({"action": "*:*"}, "ACTION"),
-        ({"action": "A:*:C"}, "ACTION"),
+        ({"action": "LOCATION:"}, "ACTION"),
+        ({"action": "A::B"}, "ACTION"),
+        ({"action": "LOC-ATION:*"}, "ACTION"),
+        ({"action": "**"}, "ACTION"),
+        ({"action": "A:**"}, "ACTION"),
+        ({"action": "A" * 129}, "ACTION"),
         ({"status": "dead"}, "STATUS"),
         ({"since": "yesterday"}, "SINCE"),
         ({"until": "2026-13-01"}, "UNTIL"),

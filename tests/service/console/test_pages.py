@@ -43,6 +43,9 @@ def test_the_event_page_shows_payload_deliveries_and_hooks(client, worker, faili
     assert "<script>" not in html.split("</head>")[1]  # no inline script anywhere in the body
     assert "style=" not in html
     assert "Replay" not in html  # a read session has no replay button
+    headers = html[html.index("data-headers") : html.index("</table>", html.index("data-headers"))]
+    assert '<th scope="row">content-type</th><td>application/json</td>' in headers  # kept headers, lower-case
+    assert "apisignature" not in headers.lower()  # never the signature
 
 
 def test_an_admin_replays_one_handler_from_the_event_page(client, worker, failing):

@@ -1,0 +1,12 @@
+"""`shopify`: the topic header (`orders/create` -> `ORDERS:CREATE`), de-duplicated on `X-Shopify-Webhook-Id`."""
+
+from schemas.presets._base import Preset
+
+PRESET = Preset(
+    name="shopify",
+    scheme="shopify",
+    format="json",
+    action=("header:X-Shopify-Topic",),
+    event_id="header:X-Shopify-Webhook-Id",
+    env_name="SHOPIFY_WEBHOOK_SECRET",
+)
