@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from bench.context import Context, Measured
 from bench.databases import database, write_config
 from bench.procs import API_KEY, stack_in, start_serve
-from bench.report import Row, at_most, median
+from bench.report import Row, median, page_rows
 from service.embedded_redis import free_port
 
 P50_GOAL_MS = 10.0
@@ -136,29 +136,14 @@ def measure(ctx: Context) -> Measured:
         for _ in range(SAMPLES):
             first.append(reader.get(PAGE, None)[1])
             deep.append(reader.get(PAGE, cursor)[1])
-    p1, pdeep = median(first), median(deep)
-    ratio = pdeep / p1 if p1 else None
     note = f"{total:,} events, generated in {generated:.0f} s, cursor walk {walked:.0f} s, {SAMPLES} samples each"
-    rows = [
-        Row(
-            section="reads",
-            target="GET /v1/events?limit=100 p50, page 1",
-            measured=p1,
-            unit="ms",
-            goal=f"<= {P50_GOAL_MS:g} ms",
-            passed=at_most(p1, P50_GOAL_MS),
-            note=note,
-        ),
-        Row(
-            section="reads",
-            target=f"page {deep_page:,} vs page 1 (by cursor), p50",
-            measured=pdeep,
-            unit="ms",
-            reference=p1,
-            reference_name="page 1",
-            ratio=ratio,
-            goal=f"<= {DEEP_GOAL}x",
-            passed=at_most(ratio, DEEP_GOAL),
-        ),
-    ]
+    rows = page_rows(
+        "reads",
+        ("GET /v1/events?limit=100 p50, page 1", f"page {deep_page:,} vs page 1 (by cursor), p50"),
+        median(first),
+        median(deep),
+        first_goal_ms=P50_GOAL_MS,
+        deep_goal=DEEP_GOAL,
+        note=note,
+    )
     return rows, {"page1_ms": first, "deep_ms": deep, "generated_s": generated, "walk_s": walked}

@@ -43,6 +43,42 @@ def at_most(value: float | None, goal: float) -> bool | None:
     return None if value is None else value <= goal
 
 
+def page_rows(
+    section: str,
+    targets: tuple[str, str],
+    first: float,
+    deep: float,
+    *,
+    first_goal_ms: float,
+    deep_goal: float,
+    note: str = "",
+) -> list[Row]:
+    """The two rows of a keyset list: page 1's p50 against its goal, a deep page's p50 against page 1's."""
+    ratio = deep / first if first else None
+    return [
+        Row(
+            section=section,
+            target=targets[0],
+            measured=first,
+            unit="ms",
+            goal=f"<= {first_goal_ms:g} ms",
+            passed=at_most(first, first_goal_ms),
+            note=note,
+        ),
+        Row(
+            section=section,
+            target=targets[1],
+            measured=deep,
+            unit="ms",
+            reference=first,
+            reference_name="page 1",
+            ratio=ratio,
+            goal=f"<= {deep_goal}x",
+            passed=at_most(ratio, deep_goal),
+        ),
+    ]
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import drain, e2e, ingest, memory, reads
+from bench import drain, e2e, ingest, memory, operate, reads
 from bench.context import Context, Measured, Options
 from bench.databases import postgres_base, postgres_version
 from bench.procs import check_kit, redis_version, stack_in, start_redis
@@ -27,6 +27,7 @@ SECTIONS: dict[str, Callable[[Context], Measured]] = {
     "drain": drain.measure,
     "e2e": e2e.measure,
     "reads": reads.measure,
+    "operate": operate.measure,
     "memory": memory.measure,
 }
 

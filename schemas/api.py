@@ -151,7 +151,108 @@ class CursorKey(msgspec.Struct, array_like=True, frozen=True):
 
     version: int
     received_at_us: int
-    id: str
+    """The row's sort time (`received_at`, or `updated_at` for deliveries), in microseconds."""
+    id: str | int
+    """The tie-breaker: an event id, or a delivery's or rejection's row id."""
     order: str
     query: str
     """A short hash of the filters, so a cursor is refused with other filters."""
+
+
+class DeliveryRecord(msgspec.Struct, kw_only=True):
+    """One delivery in `GET /v1/deliveries`: the handler's outcome with its event's source and action."""
+
+    event_id: str
+    source: str
+    action: str
+    handler: str
+    status: str
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+
+
+class DeliveryPage(msgspec.Struct, kw_only=True):
+    data: list[DeliveryRecord]
+    meta: PageMeta
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ReplayFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which deliveries a bulk replay re-runs; the event filters mean what they mean on `/v1/events`.
+
+    Unknown keys are refused, so a misspelt filter can never widen a replay to everything.
+    """
+
+    source: str | None = None
+    action: str | None = None
+    """An exact action, `RESOURCE:*` or `*:VERB`."""
+    status: str | None = None
+    """The event's status."""
+    delivery_status: str | None = None
+    """Only deliveries in this status (`dead` for dead letters)."""
+    handlers: list[str] | None = None
+    """Only these handlers' deliveries."""
+    since: str | None = None
+    """ISO 8601, on the event's `received_at` (inclusive)."""
+    until: str | None = None
+    """ISO 8601, on the event's `received_at` (exclusive)."""
+
+
+class ReplayCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    filter: ReplayFilter
+    dry_run: bool = False
+    """Count what the replay would re-run; change nothing."""
+
+
+class ReplayCounts(msgspec.Struct, kw_only=True):
+    events: int
+    deliveries: int
+
+
+class ReplayCountsEnvelope(msgspec.Struct, kw_only=True):
+    data: ReplayCounts
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+ReplayStatusName = Literal["queued", "running", "done"]
+
+
+class BulkReplay(msgspec.Struct, kw_only=True):
+    """A bulk replay: `done` once every chosen delivery has been queued again (not run)."""
+
+    id: str
+    status: ReplayStatusName
+    events: int
+    deliveries: int
+    queued: int
+    """Deliveries queued again so far (progress; deliveries purged meanwhile are not counted)."""
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class BulkReplayEnvelope(msgspec.Struct, kw_only=True):
+    data: BulkReplay
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Rejection(msgspec.Struct, kw_only=True):
+    """A row of the rejection ledger: `count` equal rejections within one second."""
+
+    id: int
+    source: str
+    status: int
+    code: str
+    client_ip: str
+    request_id: str
+    """The first merged request's `X-Request-ID`."""
+    received_at: datetime
+    count: int
+
+
+class RejectionPage(msgspec.Struct, kw_only=True):
+    data: list[Rejection]
+    meta: PageMeta
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -10,13 +10,19 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
+
+
+def public_modules(path: Iterable[str], package: str) -> list[ModuleType]:
+    """Every public module of the package, imported, in module-name order."""
+    return [
+        importlib.import_module(f"{package}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(path), key=lambda info: info.name)
+        if not info.name.startswith("_")
+    ]
 
 
 def collect(path: Iterable[str], package: str, attribute: str) -> list[Any]:
     """`attribute` of every public module of the package, in module-name order."""
-    found = []
-    for info in sorted(pkgutil.iter_modules(path), key=lambda info: info.name):
-        if not info.name.startswith("_"):
-            found.append(getattr(importlib.import_module(f"{package}.{info.name}"), attribute))
-    return found
+    return [getattr(module, attribute) for module in public_modules(path, package)]

@@ -117,6 +117,16 @@ class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     """Most events one store job collects while it waits in the queue (ingest appends to it)."""
 
 
+class ConsoleSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    enabled: bool = True
+    """Serve the operator console at `/ui/` (sign-in with an `[[api_keys]]` key)."""
+    session_secret: str | None = None
+    """Signs session cookies (inline, `env:NAME` or `file:/path`). Unset: one is generated once and kept
+    in the database, so every replica and restart shares it. Changing it signs everyone out."""
+    session_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 12
+    """A session ends this long after sign-in, or at sign-out, whichever comes first."""
+
+
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -132,6 +142,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     api_keys: tuple[ApiKeySettings, ...] = ()
     handlers: HandlerSettings = msgspec.field(default_factory=HandlerSettings)
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     def source(self, name: str) -> SourceSettings | None:
@@ -141,7 +152,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
         return None
 
 
-_SECTIONS = ("server", "redis", "database", "handlers", "worker", "log")
+_SECTIONS = ("server", "redis", "database", "handlers", "worker", "console", "log")
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -250,7 +261,11 @@ def _resolve_secrets(settings: Settings, env: dict[str, str]) -> Settings:
         )
         for i, api_key in enumerate(settings.api_keys)
     )
-    return msgspec.structs.replace(settings, sources=sources, api_keys=keys)
+    console = settings.console
+    if console.session_secret is not None:
+        secret = resolve_secret(console.session_secret, "console.session_secret", env)
+        console = msgspec.structs.replace(console, session_secret=secret)
+    return msgspec.structs.replace(settings, sources=sources, api_keys=keys, console=console)
 
 
 def _checked(settings: Settings) -> Settings:
@@ -282,6 +297,8 @@ def _checked(settings: Settings) -> Settings:
             raise ConfigError(f"api_keys[{i}].key: must not be empty")
         if api_key.key_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", api_key.key_sha256):
             raise ConfigError(f"api_keys[{i}].key_sha256: must be 64 hex characters")
+    if settings.console.session_secret is not None and len(settings.console.session_secret) < 32:
+        raise ConfigError("console.session_secret: must be at least 32 characters")
     if settings.handlers.retry_max_seconds < settings.handlers.retry_base_seconds:
         raise ConfigError("handlers.retry_max_seconds: must not be below retry_base_seconds")
     if not settings.database.url.startswith(("sqlite", "postgresql")):

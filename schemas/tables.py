@@ -1,4 +1,5 @@
-"""SQLAlchemy tables: stored events and their per-handler deliveries.
+"""SQLAlchemy tables: stored events and their per-handler deliveries; bulk replays, the rejection
+ledger and console sessions.
 
 One schema for SQLite and PostgreSQL. Payloads are kept as the exact JSON
 text the vendor sent (TEXT, not JSONB: JSONB rejects `\\u0000` and
@@ -138,4 +139,121 @@ class DeliveryRow(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "handler"),
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        # `GET /v1/deliveries` and the console's dead letters: keyset pages on (updated_at, id), newest first.
+        Index("ix_deliveries_updated", "updated_at", "id"),
+        Index("ix_deliveries_status_updated", "status", "updated_at", "id"),
+        Index("ix_deliveries_handler_status_updated", "handler", "status", "updated_at", "id"),
     )
+
+
+class ReplayStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ALL = (QUEUED, RUNNING, DONE)
+
+
+class ReplayRow(Base):
+    """A bulk replay (`POST /v1/replays`): its filter, its planned counts and how far it got.
+
+    The chosen deliveries are frozen in `replay_items` when it is created, so
+    the counts it answers with are exactly what it then replays, and a worker
+    that dies mid-way resumes after `position`.
+    """
+
+    __tablename__ = "replays"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    filter: Mapped[str] = mapped_column(Text)
+    """The filter as given (JSON), for the record."""
+    events: Mapped[int] = mapped_column(Integer)
+    deliveries: Mapped[int] = mapped_column(Integer)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    """Deliveries queued again so far."""
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The last `replay_items.delivery_id` done: batches resume after it."""
+    runner: Mapped[str] = mapped_column(String(32))
+    """The token of the one job chain allowed to run it; the sweep replaces it when that chain is lost."""
+    created_by: Mapped[str] = mapped_column(String(200))
+    """The API key's name (never the key), or `cli`."""
+    request_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """Touched by every batch: a replay not done whose row is old lost its job, and the sweep queues it again."""
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    __table_args__ = (Index("ix_replays_status_updated", "status", "updated_at"),)
+
+
+class ReplayItemRow(Base):
+    """One delivery a bulk replay chose; deleted when the replay is done."""
+
+    __tablename__ = "replay_items"
+
+    replay_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    """Kept so the planned event count is a count of this table alone."""
+
+
+class RejectionRow(Base):
+    """The rejection ledger: refused ingest requests, merged per (source, code, client_ip) and second.
+
+    Written in batches by the API process (`service.ingest.rejections`), never
+    on the request's path; no body is ever kept.
+    """
+
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    """The path's source name as requested (configured or not), cut to 64 characters."""
+    status: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(45))
+    """Empty when unknown, or for an overflow row that merged many addresses."""
+    request_id: Mapped[str] = mapped_column(String(128))
+    """The first merged request's id."""
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    count: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_rejections_received", "received_at", "id"),
+        Index("ix_rejections_source_received", "source", "received_at", "id"),
+        Index("ix_rejections_code_received", "code", "received_at", "id"),
+    )
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in console session, so the server can expire it and sign it out (a copied cookie dies too).
+
+    Only the SHA-256 of the cookie's token is stored: reading this table does not give a session.
+    """
+
+    __tablename__ = "console_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_name: Mapped[str] = mapped_column(String(200))
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    """The API key's digest: the session ends when that key leaves the configuration."""
+    role: Mapped[str] = mapped_column(String(8))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_console_sessions_expires", "expires_at"),)
+
+
+class ConsoleSecretRow(Base):
+    """The console's cookie-signing secret when `[console] session_secret` is not set.
+
+    Made once by whichever API process needs it first, then shared by every
+    replica and kept across restarts.
+    """
+
+    __tablename__ = "console_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

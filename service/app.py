@@ -1,9 +1,11 @@
-"""The ASGI application: Litestar for the API, with ingest on a direct fast path.
+"""The ASGI application: Litestar for the API and the console, with ingest on a direct fast path.
 
 `create_app()` returns `HookyardApp`, which sends `/webhooks/*` requests
-straight to the ingest handler and everything else (read API, health,
-metrics, OpenAPI) to Litestar. The same ingest handler is also mounted inside
-Litestar, so the Litestar app alone behaves identically, only slower.
+straight to the ingest handler and everything else (read API, console,
+health, metrics, OpenAPI) to Litestar. The same ingest handler is also
+mounted inside Litestar, so the Litestar app alone behaves identically, only
+slower. Every `/ui` answer, whichever layer made it (a page, an error, an
+asset, a 404), gets the console's security headers here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from schemas.errors import HookyardError, NotFound, Unauthorized
 from schemas.settings import Settings, load_settings
 from service.api import ApiPlugin, document_ingest, router
 from service.api.auth import KeyRing, presented_key
+from service.console import SECURITY_HEADERS, ConsolePlugin, is_console_path
 from service.errors import EXCEPTION_HANDLERS, render
 from service.health import live, ready
 from service.ingest.receive import IngestApp
@@ -56,6 +59,22 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def console_headers_middleware(app: ASGIApp) -> ASGIApp:
+    """Add the console's Content-Security-Policy and friends to every `/ui` response."""
+
+    async def middleware(scope: Scope, receive: Any, send: Any) -> None:
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in SECURITY_HEADERS}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = [*headers, *SECURITY_HEADERS]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
 
     return middleware
 
@@ -111,6 +130,7 @@ class HookyardApp:
         self.metrics = request_id_middleware(metrics)
         self.only_metrics = request_id_middleware(_only_metrics)
         self.metrics_port = metrics_port
+        self.console = console_headers_middleware(self.litestar)
         self.runtime: Runtime = litestar.state.runtime
         self.api = litestar
         """The Litestar application itself (OpenAPI, routes), for tools and tests."""
@@ -127,6 +147,9 @@ class HookyardApp:
                 return
             if path == "/metrics" and self.metrics_port is None:
                 await self.metrics(scope, receive, send)
+                return
+            if is_console_path(path):
+                await self.console(scope, receive, send)
                 return
         await self.litestar(scope, receive, send)
 
@@ -165,6 +188,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         max_body_bytes=settings.server.max_body_bytes,
         body_timeout=settings.server.body_timeout_seconds,
         tracer=tracer,
+        rejections=runtime.rejections,
     )
 
     @asgi("/webhooks", is_mount=True, tags=["ingest"])
@@ -184,7 +208,7 @@ def create_app(settings: Settings | None = None) -> HookyardApp:
         ),
         debug=False,
         logging_config=None,
-        plugins=[ApiPlugin(), *_tracing_plugins(tracer)],
+        plugins=[ApiPlugin(), ConsolePlugin(settings.console.enabled), *_tracing_plugins(tracer)],
     )
     litestar.state.runtime = runtime
     document_ingest(litestar.openapi_schema)

@@ -1,4 +1,4 @@
-"""What one API process holds: settings, the Redis client, the enqueue path, the database.
+"""What one API process holds: settings, the Redis client, the enqueue path, the database, the rejection ledger.
 
 Built lazily at start-up (never at import), so importing the app touches no
 network, and torn down at shutdown.
@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
 from service.ingest.enqueue import EventQueue
+from service.ingest.rejections import RejectionLedger
 from service.ingest.sources import ClientAddress, Source, build_sources
 from service.ingest.spool import Spool
 from service.limiter import Limiter
@@ -28,18 +29,21 @@ class Runtime:
     sources: dict[str, Source]
     client_address: ClientAddress
     spool: Spool
+    rejections: RejectionLedger
     _queue: EventQueue | None = None
     _limiter: Limiter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
+        connections = Connections(settings)
         return cls(
             settings=settings,
-            connections=Connections(settings),
+            connections=connections,
             sources=build_sources(settings),
             client_address=ClientAddress(settings.server.trusted_proxies),
             spool=Spool(settings.server.spool_path),
+            rejections=RejectionLedger(lambda: connections.engine, [source.name for source in settings.sources]),
         )
 
     @property
@@ -64,6 +68,7 @@ class Runtime:
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.queue.drain_forever()))
+        self._tasks.append(asyncio.create_task(self.rejections.flush_forever()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -71,6 +76,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.rejections.flush()
         self._queue = None
         self._limiter = None
         await self.connections.aclose()

@@ -6,10 +6,12 @@
   (`workers.record`). Two commits per batch, handlers between.
 - `run_deliveries(ids)`: retries (scheduled with RQ's scheduler), replays and
   the sweeper's recoveries: claim, run and record, group by group.
+- `run_replay(replay_id, runner)`: a bulk replay (`POST /v1/replays`), batch
+  by batch (`workers.ops.replay`); each slice queues its own continuation.
 - `reconcile(context)`: the sweep, run by every worker's maintenance pass and
-  by `hookyard reconcile`.
+  by `hookyard reconcile`; it also restarts a bulk replay whose job was lost.
 
-Both jobs are idempotent, so RQ may run them again after any failure. While
+The jobs are idempotent, so RQ may run them again after any failure. While
 the database is unreachable a step waits with backoff instead of failing
 (`WorkerContext.with_database`); if the worker is asked to stop meanwhile,
 the job puts its work back on the queue and returns, so nothing is marked
@@ -26,6 +28,7 @@ import structlog
 from schemas.wire import QueuedEvent
 from workers import deliver, lease, record, store
 from workers.context import HandBack, WorkerContext, get_context
+from workers.ops.replay import requeue_stale_replays, run_replay_slice
 from workers.shared import tracing
 from workers.shared.defaults import STORE_BATCH, job_options
 
@@ -69,10 +72,17 @@ def run_deliveries(delivery_ids: list[int]) -> int:
     return len(outcomes)
 
 
+def run_replay(replay_id: str, runner: str) -> str:
+    """A slice of a bulk replay; `runner` names the one job chain allowed to run it (`workers.ops.replay`)."""
+    return run_replay_slice(get_context(), replay_id, runner)
+
+
 def reconcile(context: WorkerContext) -> int:
-    """Queue every stranded delivery again (`lease.find_stranded`); claiming makes a double queue harmless."""
+    """Queue every stranded delivery again (`lease.find_stranded`); claiming makes a double queue harmless.
+    A bulk replay untouched for `REPLAY_STALE_SECONDS` gets a new runner and job."""
     stranded = lease.find_stranded(context)
     if stranded:
         context.connections.queue_deliveries(stranded)
         log.warning("reconciled", deliveries=len(stranded))
+    requeue_stale_replays(context)
     return len(stranded)

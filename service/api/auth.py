@@ -52,6 +52,14 @@ class KeyRing:
                 found = key
         return found
 
+    def find(self, name: str, digest: bytes) -> ApiKey | None:
+        """The configured key with this name and digest, if it is still configured (console sessions)."""
+        found: ApiKey | None = None
+        for key in self._keys:
+            if hmac.compare_digest(digest, key.digest) and key.name == name and found is None:
+                found = key
+        return found
+
 
 def presented_key(authorization: str | None, api_key_header: str | None) -> str | None:
     """`Authorization: Bearer <key>` or `X-API-Key: <key>`; None when neither is given."""

@@ -1,10 +1,12 @@
 """Opaque keyset cursors: base64url of a msgpack `CursorKey`.
 
-A cursor is the (received_at, id) of the last row of a page, so the next page
-is one index range scan from there, whatever page it is, and rows inserted
-meanwhile never shift it. It also carries the order and a hash of the filters:
-reused with other filters it is refused rather than silently wrong. It is not
-signed; a forged one only moves the caller's own position.
+A cursor is the (time, id) of the last row of a page — `(received_at, id)`
+for events and rejections, `(updated_at, id)` for deliveries — so the next
+page is one index range scan from there, whatever page it is, and rows
+inserted meanwhile never shift it. It also carries the order and a hash of
+the filters (which names the list too): reused with other filters or on
+another list it is refused rather than silently wrong. It is not signed; a
+forged one only moves the caller's own position.
 """
 
 from __future__ import annotations
@@ -34,13 +36,28 @@ def from_micros(value: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
 
 
-def encode_cursor(received_at: datetime, event_id: str, order: str, query: str) -> str:
-    key = CursorKey(version=VERSION, received_at_us=to_micros(received_at), id=event_id, order=order, query=query)
-    return base64.urlsafe_b64encode(_encode(key)).rstrip(b"=").decode("ascii")
+def encode_cursor(at: datetime, key: str | int, order: str, query: str) -> str:
+    cursor = CursorKey(version=VERSION, received_at_us=to_micros(at), id=key, order=order, query=query)
+    return base64.urlsafe_b64encode(_encode(cursor)).rstrip(b"=").decode("ascii")
 
 
 def decode_cursor(text: str, order: str, query: str) -> tuple[datetime, str]:
-    """The (received_at, id) to continue after; `Invalid` if it is not ours or not for this query."""
+    """The (received_at, event id) to continue after; `Invalid` if it is not ours or not for this query."""
+    position, key = _decode_position(text, order, query)
+    if not isinstance(key, str) or not is_event_id(key):
+        raise Invalid("CURSOR", "cursor is not one this API gave out")
+    return position, key
+
+
+def decode_row_cursor(text: str, order: str, query: str) -> tuple[datetime, int]:
+    """The (time, row id) to continue after, for lists keyed by an integer row id (deliveries, rejections)."""
+    position, key = _decode_position(text, order, query)
+    if not isinstance(key, int) or isinstance(key, bool) or not 0 <= key < 2**63:
+        raise Invalid("CURSOR", "cursor is not one this API gave out")
+    return position, key
+
+
+def _decode_position(text: str, order: str, query: str) -> tuple[datetime, str | int]:
     if len(text) > _MAX_CURSOR_CHARS:
         raise Invalid("CURSOR", "cursor is too long")
     try:
@@ -48,7 +65,7 @@ def decode_cursor(text: str, order: str, query: str) -> tuple[datetime, str]:
         key = _decode(raw)
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise Invalid("CURSOR", "cursor is not one this API gave out") from None
-    if key.version != VERSION or not is_event_id(key.id):
+    if key.version != VERSION:
         raise Invalid("CURSOR", "cursor is not one this API gave out")
     if key.order != order or key.query != query:
         raise Invalid("CURSOR", "cursor belongs to a query with other filters or order")

@@ -1,11 +1,15 @@
-"""Event filters shared by the list, the live stream and `hookyard replay`.
+"""Filters shared by the lists, the live stream, replays and the console.
 
-Each filter becomes SQL that an index serves (`action` exact, a pattern
+`EventFilter` (events: the list, the stream, the event side of a replay):
+each filter becomes SQL that an index serves (`action` exact, a pattern
 whose first part is a name on `resource`, else one whose last part is a name
 on `verb`, each indexed with `received_at, id`; `*:*` and the like scan), and
 the same test in Python for the stream, which filters rows it already read
-by `seq`. Bad values raise `Invalid` naming what was wrong: `400
-ERR:MSG:VALIDATION:<WHAT>` from the API, exit 2 from the CLI.
+by `seq`. `DeliveryFilter` (`/v1/deliveries`, dead letters) filters
+deliveries on `updated_at` and their event's source and action, the latter
+meaning exactly what they mean for events. `RejectionFilter` is the ledger's.
+Bad values raise `Invalid` naming what was wrong: `400
+ERR:MSG:VALIDATION:<WHAT>` from the API and the console, exit 2 from the CLI.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy import ColumnElement, not_
 
 from schemas.actions import is_pattern, pattern_matches
 from schemas.errors import Invalid
-from schemas.tables import EventRow, EventStatus
+from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus, RejectionRow
 
 
 def parse_action(value: str) -> str:
@@ -57,10 +61,27 @@ def parse_time(value: str, what: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def parse_status(value: str) -> str:
-    if value not in EventStatus.ALL:
-        raise Invalid("STATUS", f"status must be one of {', '.join(EventStatus.ALL)}")
+def parse_text(value: str, what: str) -> str:
+    """A name to match exactly (source, handler, code): any text but NUL, which no name holds and PostgreSQL
+    refuses in a query, so it is a 400 naming the filter rather than a 500."""
+    if "\x00" in value:
+        raise Invalid(what.upper(), f"{what}: must not contain NUL characters")
     return value
+
+
+def parse_status(value: str, allowed: tuple[str, ...] = EventStatus.ALL, what: str = "status") -> str:
+    if value not in allowed:
+        raise Invalid(what.upper(), f"{what} must be one of {', '.join(allowed)}")
+    return value
+
+
+def query_hash(*parts: str) -> str:
+    """A short hash of a list's name, filters and order, which a cursor carries."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat()
 
 
 @dataclass(frozen=True)
@@ -84,7 +105,7 @@ class EventFilter:
         until: str | None = None,
     ) -> EventFilter:
         return cls(
-            source=source,
+            source=None if source is None else parse_text(source, "source"),
             action=None if action is None else parse_action(action),
             status=None if status is None else parse_status(status),
             since=None if since is None else parse_time(since, "since"),
@@ -119,12 +140,105 @@ class EventFilter:
 
     def fingerprint(self, order: str) -> str:
         """A short hash of the query a cursor belongs to."""
-        parts = [
+        return query_hash(
+            self.source or "", self.action or "", self.status or "", _iso(self.since), _iso(self.until), order
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """`GET /v1/deliveries`: newest `updated_at` first; `source` and `action` are the event's."""
+
+    handler: str | None = None
+    status: str | None = None
+    """A delivery status."""
+    source: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    """Inclusive, on `updated_at`."""
+    until: datetime | None = None
+    """Exclusive, on `updated_at`."""
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        handler: str | None = None,
+        status: str | None = None,
+        source: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> DeliveryFilter:
+        return cls(
+            handler=None if handler is None else parse_text(handler, "handler"),
+            status=None if status is None else parse_status(status, DeliveryStatus.ALL),
+            source=None if source is None else parse_text(source, "source"),
+            action=None if action is None else parse_action(action),
+            since=None if since is None else parse_time(since, "since"),
+            until=None if until is None else parse_time(until, "until"),
+        )
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.handler is not None:
+            where.append(DeliveryRow.handler == self.handler)
+        if self.status is not None:
+            where.append(DeliveryRow.status == self.status)
+        if self.source is not None:
+            where.append(EventRow.source == self.source)
+        if self.action is not None:
+            where += action_clauses(self.action)
+        if self.since is not None:
+            where.append(DeliveryRow.updated_at >= self.since)
+        if self.until is not None:
+            where.append(DeliveryRow.updated_at < self.until)
+        return where
+
+    def fingerprint(self, order: str) -> str:
+        return query_hash(
+            "deliveries",
+            self.handler or "",
+            self.status or "",
             self.source or "",
             self.action or "",
-            self.status or "",
-            "" if self.since is None else self.since.isoformat(),
-            "" if self.until is None else self.until.isoformat(),
+            _iso(self.since),
+            _iso(self.until),
             order,
-        ]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+        )
+
+
+@dataclass(frozen=True)
+class RejectionFilter:
+    """`GET /v1/rejections`: newest first by `received_at`."""
+
+    source: str | None = None
+    code: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def parse(
+        cls, *, source: str | None = None, code: str | None = None, since: str | None = None, until: str | None = None
+    ) -> RejectionFilter:
+        return cls(
+            source=None if source is None else parse_text(source, "source"),
+            code=None if code is None else parse_text(code, "code"),
+            since=None if since is None else parse_time(since, "since"),
+            until=None if until is None else parse_time(until, "until"),
+        )
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.source is not None:
+            where.append(RejectionRow.source == self.source)
+        if self.code is not None:
+            where.append(RejectionRow.code == self.code)
+        if self.since is not None:
+            where.append(RejectionRow.received_at >= self.since)
+        if self.until is not None:
+            where.append(RejectionRow.received_at < self.until)
+        return where
+
+    def fingerprint(self, order: str) -> str:
+        return query_hash("rejections", self.source or "", self.code or "", _iso(self.since), _iso(self.until), order)

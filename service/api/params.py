@@ -1,11 +1,11 @@
-"""Query parameters the event list and the live stream share, and how they are checked.
+"""Query parameters the lists and the live stream share, and how they are checked.
 
 Each bad value raises `Invalid` naming the parameter (`ERR:MSG:VALIDATION:SELECT`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar.params import Parameter
 
@@ -14,6 +14,12 @@ from schemas.api import EventStatusName
 from schemas.errors import Invalid
 
 SELECTABLE = ("payload", "deliveries", "headers")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+
+LimitParam = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1-1000")]
+CursorParam = Annotated[str | None, Parameter(description="`meta.next_cursor` of the previous page")]
+OrderParam = Annotated[Literal["desc", "asc"], Parameter(description="`asc`: oldest first")]
 
 SourceParam = Annotated[str | None, Parameter(description="Only events from this source (unknown: empty page)")]
 ActionParam = Annotated[

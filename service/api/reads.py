@@ -1,24 +1,27 @@
-"""Blocking database reads behind the API; callers run them in a worker thread.
+"""Blocking database reads behind the API and the console; callers run them in a worker thread.
 
-Lists are keyset pages over `(received_at, id)`: a row comparison the
-`(filter, received_at, id)` indexes serve, so page 10,000 costs what page 1
-costs. Only the columns a page shows are read (`body` never, `payload` only
-when asked for).
+Lists are keyset pages over `(received_at, id)` (events, rejections) or
+`(updated_at, id)` (deliveries): a row comparison the `(filter, time, id)`
+indexes serve, so page 10,000 costs what page 1 costs. Only the columns a
+page shows are read (`body` never, `payload` only when asked for).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import msgspec
-from sqlalchemy import Select, func, literal, select, tuple_
+from sqlalchemy import BigInteger, Select, func, literal, select, text, tuple_
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import InstrumentedAttribute
 
-from schemas.api import Delivery, Event
-from schemas.tables import DeliveryRow, EventRow, UTCDateTime
-from service.api.filters import EventFilter
+from schemas.api import Delivery, DeliveryRecord, Event, Rejection
+from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, RejectionRow, UTCDateTime
+from service.api.filters import DeliveryFilter, EventFilter, RejectionFilter
+
+Row = TypeVarTuple("Row")
 
 _EVENT_COLUMNS = (
     EventRow.seq,
@@ -92,15 +95,27 @@ def page_query(
     """One keyset page (plus one row, to know whether another page follows)."""
     columns = _columns(payload=payload, headers=headers)
     query = select(*columns).where(*where.clauses())
-    key = tuple_(EventRow.received_at, EventRow.id)
+    return _keyset(query, EventRow.received_at, EventRow.id, order=order, limit=limit, after=after)
+
+
+def _keyset(
+    query: Select[*Row],
+    time_column: InstrumentedAttribute[Any],
+    id_column: InstrumentedAttribute[Any],
+    *,
+    order: str,
+    limit: int,
+    after: tuple[datetime, Any] | None,
+) -> Select[*Row]:
+    """Page `query` by (time, id) after the cursor's position, plus one row to know whether more follow."""
+    key = tuple_(time_column, id_column)
     if after is not None:
-        position = tuple_(literal(after[0], UTCDateTime()), literal(after[1]))
+        id_type = BigInteger() if isinstance(after[1], int) else None
+        position = tuple_(literal(after[0], UTCDateTime()), literal(after[1], id_type))
         query = query.where(key > position if order == "asc" else key < position)
     if order == "asc":
-        query = query.order_by(EventRow.received_at.asc(), EventRow.id.asc())
-    else:
-        query = query.order_by(EventRow.received_at.desc(), EventRow.id.desc())
-    return query.limit(limit + 1)
+        return query.order_by(time_column.asc(), id_column.asc()).limit(limit + 1)
+    return query.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
 
 
 def list_events(
@@ -164,3 +179,138 @@ def events_after(engine: Engine, seq: int, limit: int, *, payload: bool, headers
     with engine.connect() as connection:
         rows = connection.execute(select(*columns).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)).all()
     return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows]
+
+
+class DeliveryPageRows(msgspec.Struct):
+    deliveries: list[DeliveryRecord]
+    more: bool
+    last_id: int | None
+    """The last row's id, for the next cursor."""
+
+
+def delivery_page_query(
+    where: DeliveryFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
+) -> Select[*tuple[Any, ...]]:
+    """Deliveries newest `updated_at` first, each with its event's source and action (a join on `events.id`)."""
+    query = (
+        select(
+            DeliveryRow.id,
+            DeliveryRow.event_id,
+            EventRow.source,
+            EventRow.action,
+            DeliveryRow.handler,
+            DeliveryRow.status,
+            DeliveryRow.attempts,
+            DeliveryRow.last_error,
+            DeliveryRow.updated_at,
+        )
+        .join(EventRow, EventRow.id == DeliveryRow.event_id)
+        .where(*where.clauses())
+    )
+    return _keyset(query, DeliveryRow.updated_at, DeliveryRow.id, order=order, limit=limit, after=after)
+
+
+def list_deliveries(
+    engine: Engine, where: DeliveryFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
+) -> DeliveryPageRows:
+    with engine.connect() as connection:
+        rows = connection.execute(delivery_page_query(where, order=order, limit=limit, after=after)).all()
+    shown = rows[:limit]
+    records = [
+        DeliveryRecord(
+            event_id=row.event_id,
+            source=row.source,
+            action=row.action,
+            handler=row.handler,
+            status=row.status,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            updated_at=row.updated_at,
+        )
+        for row in shown
+    ]
+    return DeliveryPageRows(records, len(rows) > limit, shown[-1].id if shown else None)
+
+
+DEAD_COUNT_CAP = 10_000
+"""Dead deliveries counted per handler at most; past it the console says "10,000+" (the dry run counts all)."""
+
+HANDLER_NAMES = text(
+    """
+    WITH RECURSIVE names(name) AS (
+      SELECT min(handler) FROM deliveries
+      UNION ALL
+      SELECT (SELECT min(handler) FROM deliveries WHERE handler > names.name) FROM names WHERE names.name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+    """
+)
+"""Every handler with deliveries: a skip scan of `ix_deliveries_handler_status_updated`, one probe per name."""
+
+
+class DeadCount(msgspec.Struct, frozen=True):
+    handler: str
+    count: int
+    capped: bool
+    """True when there are more than `count` (= `DEAD_COUNT_CAP`)."""
+
+
+def dead_by_handler(engine: Engine, cap: int = DEAD_COUNT_CAP) -> list[DeadCount]:
+    """Dead deliveries per handler, most first, each count bounded by `cap`, so the cost stays the same
+    however many have piled up: one index probe per handler name, then at most `cap` index entries each."""
+    with engine.connect() as connection:
+        names = list(connection.execute(HANDLER_NAMES).scalars())
+        found = []
+        for name in names:
+            dead = (
+                select(literal(1))
+                .where(DeliveryRow.handler == name, DeliveryRow.status == DeliveryStatus.DEAD)
+                .limit(cap + 1)
+                .subquery()
+            )
+            count = int(connection.execute(select(func.count()).select_from(dead)).scalar_one())
+            if count:
+                found.append(DeadCount(name, min(count, cap), count > cap))
+    return sorted(found, key=lambda group: (-group.count, group.handler))
+
+
+class RejectionPageRows(msgspec.Struct):
+    rejections: list[Rejection]
+    more: bool
+
+
+def rejection_page_query(
+    where: RejectionFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
+) -> Select[*tuple[Any, ...]]:
+    query = select(
+        RejectionRow.id,
+        RejectionRow.source,
+        RejectionRow.status,
+        RejectionRow.code,
+        RejectionRow.client_ip,
+        RejectionRow.request_id,
+        RejectionRow.received_at,
+        RejectionRow.count.label("merged"),
+    ).where(*where.clauses())
+    return _keyset(query, RejectionRow.received_at, RejectionRow.id, order=order, limit=limit, after=after)
+
+
+def list_rejections(
+    engine: Engine, where: RejectionFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
+) -> RejectionPageRows:
+    with engine.connect() as connection:
+        rows = connection.execute(rejection_page_query(where, order=order, limit=limit, after=after)).all()
+    rejections = [
+        Rejection(
+            id=row.id,
+            source=row.source,
+            status=row.status,
+            code=row.code,
+            client_ip=row.client_ip,
+            request_id=row.request_id,
+            received_at=row.received_at,
+            count=row.merged,
+        )
+        for row in rows[:limit]
+    ]
+    return RejectionPageRows(rejections, len(rows) > limit)

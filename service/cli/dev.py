@@ -88,7 +88,7 @@ role = "admin"
 
 {_preset_examples()}
 [handlers]
-modules = ["workers.builtin"]
+modules = ["workers.builtin", "workers.demo"]
 retry_base_seconds = 1.0
 
 [log]
@@ -283,5 +283,13 @@ def _print_welcome(settings: Settings, env: dict[str, str]) -> None:
             "Read what was stored:",
             f"  curl -s -H 'X-API-Key: {key}' '{base}/v1/events?select=payload'",
         ]
+        if settings.console.enabled:
+            lines += [f"Open the console: {base}/ui/ and sign in with the API key {key}"]
+            if "workers.demo" in settings.handlers.modules and settings.sources:
+                lines += [
+                    "Make a dead letter to replay from the console (the demo-flaky handler fails it once):",
+                    f"  HOOKYARD_CONFIG={config} .venv/bin/hookyard send --source {settings.sources[0].name} "
+                    "--action LOCATION:CREATED --payload '{\"fail\": true}'",
+                ]
     lines.append("Ctrl-C stops everything.")
     print("\n".join(lines), flush=True)

@@ -18,9 +18,9 @@ def add_command(commands: Subparsers) -> None:
         commands,
         "purge",
         summary="delete stored events older than a cutoff, in small batches",
-        description="Delete events (and their deliveries and de-duplication fingerprints) "
-        "received before now minus --older-than. Safe beside running ingest and workers: "
-        "each batch is its own short transaction. Progress goes to stderr.",
+        description="Delete events (and their deliveries and de-duplication fingerprints), rejection-ledger "
+        "rows and finished bulk replays from before now minus --older-than, and expired console sessions. "
+        "Safe beside running ingest and workers: each batch is its own short transaction. Progress goes to stderr.",
         examples=[
             "hookyard purge --older-than 90d --dry-run",
             "hookyard purge --older-than 90d",
@@ -59,4 +59,5 @@ def format_purge(report: PurgeReport) -> str:
     ]
     if not report.dry_run:
         lines.append(f"removed {report.fingerprints} fingerprints in {report.batches} batches")
+    lines.append(f"{verb} {report.rejections} rejection-ledger rows and {report.replays} finished replays")
     return "\n".join(lines) + "\n"

@@ -5,32 +5,30 @@
 
 `--status` takes an event status (`stored`, `processing`, `processed`,
 `failed`) or a delivery status (`pending`, `retrying`, `succeeded`, `dead`):
-with a delivery status only deliveries in it are replayed. The rules are
-`workers.ops.replay`'s, the same as `POST /v1/events/{id}/replay`. Events are
-walked oldest first in keyset batches, one transaction and one queue push
-per batch, so a large replay never holds one huge transaction. Bad arguments
-exit 2 with one line.
+with a delivery status only deliveries in it are replayed. One event
+(`--event`) follows `POST /v1/events/{id}/replay`'s rules (a handler deployed
+since is back-filled). A filter is a bulk replay exactly as `POST /v1/replays`
+makes one (`service.api.bulk_replays`): `--dry-run` prints its counts, and
+otherwise the replay is recorded (visible at `GET /v1/replays/<id>`) and run
+here, batch by batch, with the workers' own code; if this command is stopped
+midway the workers' sweep finishes it. Bad arguments exit 2 with one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from service.cli._common import Subparsers, UsageError, add_parser
 from service.cli._progress import Progress
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-    from sqlalchemy.orm import Session
-
     from schemas.settings import Settings
-    from service.api.filters import EventFilter
+    from service.api.bulk_replays import ReplaySelection
     from workers.ops.replay import Replayed
     from workers.shared.connections import Connections
 
-BATCH = 500
 EVENT_STATUSES = ("stored", "processing", "processed", "failed")
 DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "dead")
 """`schemas.tables.EventStatus.ALL` / `DeliveryStatus.ALL`, spelled out so `--help` needs no SQLAlchemy
@@ -43,7 +41,8 @@ def add_command(commands: Subparsers) -> None:
         "replay",
         summary="re-run handlers on stored events",
         description="Give the chosen deliveries a fresh budget of max_attempts and queue them. Either one "
-        "event (--event) or every event a filter selects, oldest first, in batches of 500. "
+        "event (--event) or every event a filter selects: a bulk replay recorded like POST /v1/replays "
+        "(GET /v1/replays/<id> shows it) and run here in batches; if stopped, the workers finish it. "
         "--status takes an event status or a delivery status (then only deliveries in it are replayed). "
         "Progress goes to stderr: a bar on a terminal, a line every few seconds otherwise.",
         examples=[
@@ -81,9 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import redis  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
     from sqlalchemy.orm import Session  # noqa: PLC0415
 
-    from schemas.errors import Invalid  # noqa: PLC0415
     from schemas.ids import is_event_id  # noqa: PLC0415
-    from service.api.filters import EventFilter  # noqa: PLC0415
     from workers.ops.replay import UnknownHandlers, load_event, queue_replayed, replay_event  # noqa: PLC0415
     from workers.registry import REGISTRY  # noqa: PLC0415
     from workers.shared.connections import Connections  # noqa: PLC0415
@@ -95,35 +92,29 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--event cannot be combined with --action, --status, --since, --until or --source")
     if args.event is not None and not is_event_id(args.event):
         raise UsageError(f"--event {args.event!r} is not an event id")
-    event_status = args.status if args.status in EVENT_STATUSES else None
-    delivery_status = args.status if args.status in DELIVERY_STATUSES else None
-    try:
-        where = EventFilter.parse(
-            source=args.source, action=args.action, status=event_status, since=args.since, until=args.until
-        )
-    except Invalid as exc:
-        raise UsageError(f"--{exc.what.lower()}: {exc.detail}") from None
+    selection = None if args.event is not None else _selection(args)
     REGISTRY.load_configured(
         settings.handlers, on_error=lambda exc: print(f"hookyard replay: warning: {exc}", file=sys.stderr)
     )
     connections = Connections(settings)
-    engine = connections.engine
-    statuses = None if delivery_status is None else [delivery_status]
     default_max = settings.handlers.default_max_attempts
     try:
-        if args.event is not None:
-            with Session(engine) as session:
-                event = load_event(session, args.event)
-                if event is None:
-                    print(f"hookyard replay: no stored event {args.event}", file=sys.stderr)
-                    return 1
-                result = replay_event(session, event, REGISTRY, default_max, handlers=args.handlers)
-                _finish(session, dry_run=args.dry_run)
-            if not args.dry_run:
-                queue_replayed(connections, [result])
-            print(_describe(result))
-            return 0
-        return _replay_many(engine, connections, where, args, statuses, default_max)
+        if selection is not None:
+            return _replay_many(connections, selection, dry_run=args.dry_run, default_max=default_max)
+        with Session(connections.engine) as session:
+            event = load_event(session, args.event)
+            if event is None:
+                print(f"hookyard replay: no stored event {args.event}", file=sys.stderr)
+                return 1
+            result = replay_event(session, event, REGISTRY, default_max, handlers=args.handlers)
+            if args.dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        if not args.dry_run:
+            queue_replayed(connections, [result])
+        print(_describe(result))
+        return 0
     except UnknownHandlers as exc:
         raise UsageError(exc.detail) from None
     except (redis.RedisError, OSError) as exc:
@@ -133,56 +124,44 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         connections.close()
 
 
-def _finish(session: Session, *, dry_run: bool) -> None:
-    if dry_run:
-        session.rollback()
-    else:
-        session.commit()
+def _selection(args: argparse.Namespace) -> ReplaySelection:
+    """The filter arguments as `POST /v1/replays` takes them; a bad value is a usage error naming the flag."""
+    from schemas.api import ReplayFilter  # noqa: PLC0415
+    from schemas.errors import Invalid  # noqa: PLC0415
+    from service.api.bulk_replays import ReplaySelection  # noqa: PLC0415
+
+    given = ReplayFilter(
+        source=args.source,
+        action=args.action,
+        status=args.status if args.status in EVENT_STATUSES else None,
+        delivery_status=args.status if args.status in DELIVERY_STATUSES else None,
+        handlers=args.handlers,
+        since=args.since,
+        until=args.until,
+    )
+    try:
+        return ReplaySelection.parse(given)
+    except Invalid as exc:
+        flag = {"HANDLERS": "handler", "DELIVERY_STATUS": "status"}.get(exc.what, exc.what.lower())
+        raise UsageError(f"--{flag}: {exc.detail}") from None
 
 
-def _replay_many(
-    engine: Engine,
-    connections: Connections,
-    where: EventFilter,
-    args: argparse.Namespace,
-    statuses: list[str] | None,
-    default_max: int,
-) -> int:
-    from sqlalchemy import exists, func, literal, select, tuple_  # noqa: PLC0415
-    from sqlalchemy.orm import Session  # noqa: PLC0415
-
-    from schemas.tables import DeliveryRow, EventRow, UTCDateTime  # noqa: PLC0415
-    from workers.ops.replay import queue_replayed, replay_events  # noqa: PLC0415
+def _replay_many(connections: Connections, selection: ReplaySelection, *, dry_run: bool, default_max: int) -> int:
+    from service.api.bulk_replays import count_replay, create_replay  # noqa: PLC0415
+    from service.request_ids import request_id as new_request_id  # noqa: PLC0415
+    from workers.ops.replay import advance_replay  # noqa: PLC0415
     from workers.registry import REGISTRY  # noqa: PLC0415
 
-    query = select(EventRow.id, EventRow.received_at).where(*where.clauses())
-    if statuses is not None:
-        query = query.where(exists().where(DeliveryRow.event_id == EventRow.id, DeliveryRow.status.in_(statuses)))
-    with Session(engine) as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    query = query.order_by(EventRow.received_at, EventRow.id).limit(BATCH)
-    after: Any = None
-    events = deliveries = 0
-    with Progress("hookyard replay", total, "events") as progress:
-        while True:
-            page = query if after is None else query.where(tuple_(EventRow.received_at, EventRow.id) > after)
-            with Session(engine) as session:
-                rows = session.execute(page).all()
-                if not rows:
-                    break
-                after = tuple_(literal(rows[-1].received_at, UTCDateTime()), literal(rows[-1].id))
-                results = replay_events(
-                    session, [row.id for row in rows], REGISTRY, default_max, handlers=args.handlers, statuses=statuses
-                )
-                _finish(session, dry_run=args.dry_run)
-            if not args.dry_run:
-                queue_replayed(connections, results)
-            for result in results:
-                if result.deliveries:
-                    print(_describe(result))
-            events += sum(1 for r in results if r.deliveries)
-            deliveries += sum(len(r.deliveries) for r in results)
-            progress.advance(len(rows))
-    verb = "would replay" if args.dry_run else "replayed"
-    print(f"{verb} {deliveries} deliveries on {events} events")
+    if dry_run:
+        counts = count_replay(connections.engine, selection)
+        print(f"would replay {counts.deliveries} deliveries on {counts.events} events")
+        return 0
+    replay, runner = create_replay(connections.engine, selection, created_by="cli", request_id=new_request_id(None))
+    print(f"replay {replay.id}: {replay.deliveries} deliveries on {replay.events} events", flush=True)
+    with Progress("hookyard replay", replay.deliveries, "deliveries") as progress:
+        outcome = advance_replay(connections, REGISTRY, default_max, replay.id, runner, on_batch=progress.advance)
+    if outcome == "superseded":
+        print(f"hookyard replay: replay {replay.id} was taken over by a worker; see GET /v1/replays/{replay.id}")
+        return 0
+    print(f"replayed {replay.deliveries} deliveries on {replay.events} events")
     return 0

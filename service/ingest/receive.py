@@ -41,6 +41,7 @@ from schemas.wire import Accepted, Envelope, QueuedEvent
 from service import metrics
 from service.errors import render
 from service.ingest.enqueue import EnqueueResult, EventQueue, QueueUnavailable
+from service.ingest.rejections import RejectionLedger
 from service.ingest.sources import ClientAddress, Source
 from service.limiter import Limiter
 from service.request_ids import request_id as make_request_id
@@ -82,6 +83,7 @@ class IngestApp:
         body_timeout: float,
         limiter: Limiter | None = None,
         tracer: Tracer | None = None,
+        rejections: RejectionLedger | None = None,
     ) -> None:
         self.sources = sources
         self.queue = queue
@@ -89,6 +91,7 @@ class IngestApp:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.limiter = limiter
+        self.rejections = rejections
         self.tracer = tracer
         """Set only when tracing is on (workers.shared.tracing)."""
         self.handle: Callable[[Scope, Any, Any], Awaitable[int]] = self._answer if tracer is None else self._traced
@@ -142,22 +145,34 @@ class IngestApp:
         try:
             reply = await self._ingest(scope, receive, headers, source_name, request_id)
             response = reply.status, list(reply.headers), reply.body
-        except HookyardError as error:
-            metrics.EVENTS_REJECTED.labels(_label(source_name, self.sources), error.meta_code).inc()
-            log.info(
-                "ingest_rejected",
-                request_id=request_id,
-                source=source_name[:64],
-                status=error.status,
-                code=error.meta_code,
-            )
+        except Exception as exc:  # noqa: BLE001 - a bug too is answered with the envelope, never a trace
+            error = self._rejected(exc, source_name, request_id)
+            if self.rejections is not None:
+                self.rejections.record(source_name, error, self._client_ip(scope, headers), request_id)
             response = render(error)
-        except Exception as exc:  # a bug: answer with the envelope, never a bare 500 or a trace
-            log.error("ingest_failed", request_id=request_id, error_type=type(exc).__name__, exc_info=exc)
-            response = render(Internal())
         await _respond(send, *response, request_id)
         metrics.INGEST_LATENCY.observe(time.perf_counter() - started)
         return response[0]
+
+    def _rejected(self, exc: Exception, source_name: str, request_id: str) -> HookyardError:
+        """The error to answer with, logged and counted; a bug becomes `Internal`, never a trace."""
+        if not isinstance(exc, HookyardError):
+            log.error("ingest_failed", request_id=request_id, error_type=type(exc).__name__, exc_info=exc)
+            return Internal()
+        metrics.EVENTS_REJECTED.labels(_label(source_name, self.sources), exc.meta_code).inc()
+        log.info(
+            "ingest_rejected",
+            request_id=request_id,
+            source=source_name[:64],
+            status=exc.status,
+            code=exc.meta_code,
+        )
+        return exc
+
+    def _client_ip(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
+        client = scope.get("client")
+        address = self.client_address.resolve(client[0] if client else None, headers.get(b"x-forwarded-for"))
+        return "" if address is None else str(address)
 
     async def _ingest(
         self, scope: Scope, receive: Any, headers: dict[bytes, bytes], source_name: str, request_id: str

@@ -72,6 +72,11 @@ class ClientAddress:
             address = hop_address
         return address
 
+    def trusts(self, peer: str | None) -> bool:
+        """Whether the socket peer is a configured trusted proxy (whose forwarded headers are believed)."""
+        address = _parse(peer)
+        return address is not None and self._is_trusted(address)
+
     def _is_trusted(self, address: Address) -> bool:
         return any(address in network for network in self._trusted)
 

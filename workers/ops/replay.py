@@ -1,4 +1,4 @@
-"""Replay: re-run handlers on stored events (`POST /v1/events/{id}/replay`, `hookyard replay`).
+"""Replay: re-run handlers on stored events (`POST /v1/events/{id}/replay`, `POST /v1/replays`, `hookyard replay`).
 
 Each replayed delivery gets a fresh budget: `max_attempts = attempts +
 <the handler's max attempts>`, so its attempt numbers continue and it may
@@ -15,28 +15,62 @@ Which deliveries:
   handler for it back-fills that handler.
 - `statuses` (CLI `--status dead`) keeps only existing deliveries in those
   statuses, and then plans no new ones.
-- a bulk replay (`strict=False`) skips named handlers that do not apply to
-  an event instead of refusing.
+- `strict=False` skips named handlers that do not apply to an event instead
+  of refusing.
 
 A delivery whose attempt is running right now (an unexpired lease) keeps its
 lease and status: it gets the fresh budget, so if that attempt fails it is
 retried, but it is not started a second time alongside itself.
+
+Bulk replays (`POST /v1/replays`) re-run existing deliveries only: the API
+freezes the chosen delivery ids in `replay_items` when it creates the
+replay, and `advance_replay` (the `run_replay` job, or `hookyard replay`
+in-process) applies the same reset to them, `REPLAY_BATCH` at a time, one
+transaction per batch that also moves the replay's `position`. A runner that
+dies resumes after `position`; a compare-and-set on `(runner, position)`
+keeps two runners from doing a batch twice, and the sweep
+(`reclaim_stale_replays`) gives a replay whose job was lost a new runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
-from typing import Any
+import secrets
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+import msgspec
+import redis
+import structlog
+from sqlalchemy import Table, case, delete, literal, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from schemas.api import ReplayedDelivery, ReplayResult
 from schemas.errors import Invalid
-from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
+from schemas.tables import (
+    DeliveryRow,
+    DeliveryStatus,
+    EventRow,
+    EventStatus,
+    ReplayItemRow,
+    ReplayRow,
+    ReplayStatus,
+)
+from workers.context import HandBack, WorkerContext
 from workers.registry import Registry
 from workers.shared.connections import Connections
+from workers.shared.defaults import (
+    REPLAY_BATCH,
+    REPLAY_SLICE_SECONDS,
+    REPLAY_STALE_SECONDS,
+    RUN_REPLAY,
+    job_options,
+)
+
+log = structlog.get_logger("hookyard.replay")
 
 
 class UnknownHandlers(Invalid):
@@ -88,10 +122,7 @@ def replay_event(
     if not chosen:
         return Replayed(event_id=event.id, deliveries=[], delivery_ids=[])
 
-    def budget(name: str) -> int:
-        spec = registry.get(name)
-        return (spec.max_attempts if spec and spec.max_attempts else None) or default_max_attempts
-
+    budgets = handler_budgets(registry, default_max_attempts)
     new = [name for name in chosen if name not in existing]
     if new:
         session.add_all(
@@ -100,7 +131,7 @@ def replay_event(
                 handler=name,
                 status=DeliveryStatus.PENDING,
                 attempts=0,
-                max_attempts=budget(name),
+                max_attempts=budgets.get(name, default_max_attempts),
                 created_at=now,
                 updated_at=now,
             )
@@ -117,20 +148,7 @@ def replay_event(
         )
     rows = [existing[name] for name in chosen]
     running = {row.id for row in rows if row.lease_until is not None and _aware(row.lease_until) > now}
-    params: list[dict[str, Any]] = [{"b_id": row.id, "b_budget": budget(row.handler)} for row in rows]
-    table = Table(DeliveryRow.__tablename__, DeliveryRow.metadata)  # Core executemany, not ORM bulk
-    session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(max_attempts=table.c.attempts + bindparam("b_budget"), updated_at=now),
-        params,
-    )
-    session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"), or_(table.c.lease_until.is_(None), table.c.lease_until < now))
-        .values(status=DeliveryStatus.PENDING, next_attempt_at=None, lease_until=None),
-        [{"b_id": row.id} for row in rows],
-    )
+    reset_deliveries(session, [row.id for row in rows], budgets, default_max_attempts, now)
     session.execute(update(EventRow).where(EventRow.id == event.id).values(status=EventStatus.PROCESSING))
     session.expire_all()
     refreshed = {
@@ -149,40 +167,75 @@ def replay_event(
     return Replayed(event_id=event.id, deliveries=deliveries, delivery_ids=sorted(refreshed))
 
 
+def handler_budgets(registry: Registry, default_max_attempts: int) -> dict[str, int]:
+    """Each registered handler's `max_attempts` (a replayed delivery's fresh budget); others get the default."""
+    return {spec.name: spec.max_attempts or default_max_attempts for spec in registry.all()}
+
+
+def reset_deliveries(
+    session: Session,
+    delivery_ids: Sequence[int],
+    budgets: Mapping[str, int],
+    default_max_attempts: int,
+    now: datetime,
+) -> int:
+    """The replay rule, set-based: a fresh budget for each, and `pending` unless an attempt runs now.
+
+    Returns how many of the deliveries still exist.
+    """
+    if not delivery_ids:
+        return 0
+    table = Table(DeliveryRow.__tablename__, DeliveryRow.metadata)  # Core: no ORM session synchronisation
+    budget: Any = (
+        case(dict(budgets), value=table.c.handler, else_=default_max_attempts)
+        if budgets
+        else literal(default_max_attempts)
+    )
+    result = session.execute(
+        update(table).where(table.c.id.in_(delivery_ids)).values(max_attempts=table.c.attempts + budget, updated_at=now)
+    )
+    session.execute(
+        update(table)
+        .where(table.c.id.in_(delivery_ids), or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+        .values(status=DeliveryStatus.PENDING, next_attempt_at=None, lease_until=None)
+    )
+    return _rowcount(result)
+
+
+def _rowcount(result: object) -> int:
+    return cast("CursorResult[Any]", result).rowcount
+
+
 def load_event(session: Session, event_id: str) -> EventRow | None:
     return session.scalars(select(EventRow).where(EventRow.id == event_id)).first()
 
 
-def replay_events(
-    session: Session,
-    event_ids: Sequence[str],
-    registry: Registry,
-    default_max_attempts: int,
-    *,
-    handlers: Collection[str] | None = None,
-    statuses: Collection[str] | None = None,
-) -> list[Replayed]:
-    """Replay several events in one transaction (the CLI's bulk path); handlers that do not apply are skipped."""
-    results = []
-    for event_id in event_ids:
-        event = load_event(session, event_id)
-        if event is not None:
-            results.append(
-                replay_event(
-                    session,
-                    event,
-                    registry,
-                    default_max_attempts,
-                    handlers=handlers,
-                    statuses=statuses,
-                    strict=False,
-                )
-            )
-    return results
-
-
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def replay_one(
+    connections: Connections,
+    registry: Registry,
+    default_max_attempts: int,
+    event_id: str,
+    handlers: Collection[str] | None = None,
+) -> tuple[Replayed | None, bool]:
+    """Reset one event's deliveries (committed), then queue them: `(None, True)` for an unknown event.
+
+    The flag says whether they were queued now; False means Redis did not take the job and the workers'
+    sweep queues them within about a minute.
+    """
+    with connections.transaction() as session:
+        event = load_event(session, event_id)
+        if event is None:
+            return None, True
+        replayed = replay_event(session, event, registry, default_max_attempts, handlers=handlers)
+    try:
+        queue_replayed(connections, [replayed])
+    except (redis.RedisError, OSError):
+        return replayed, False
+    return replayed, True
 
 
 def queue_replayed(connections: Connections, replayed: Sequence[Replayed]) -> int:
@@ -194,3 +247,161 @@ def queue_replayed(connections: Connections, replayed: Sequence[Replayed]) -> in
     ids = [delivery_id for result in replayed for delivery_id in result.delivery_ids]
     connections.queue_deliveries(ids)
     return len(ids)
+
+
+# --- bulk replays ------------------------------------------------------------------------------
+
+
+def new_runner() -> str:
+    """A token naming the one job chain allowed to run a replay."""
+    return secrets.token_hex(8)
+
+
+class Batch(msgspec.Struct):
+    outcome: Literal["more", "done", "superseded"]
+    """`superseded`: another runner owns the replay now (or it is gone); this one stops."""
+    delivery_ids: list[int]
+    """Reset in this batch, to queue after the commit."""
+
+
+def replay_batch(
+    session: Session,
+    replay_id: str,
+    runner: str,
+    budgets: Mapping[str, int],
+    default_max_attempts: int,
+    *,
+    batch: int = REPLAY_BATCH,
+    now: datetime | None = None,
+) -> Batch:
+    """One batch of a bulk replay, inside the caller's transaction."""
+    now = now or datetime.now(UTC)
+    replay = session.execute(
+        select(ReplayRow.status, ReplayRow.position, ReplayRow.runner).where(ReplayRow.id == replay_id)
+    ).first()
+    if replay is None or replay.runner != runner:
+        return Batch("superseded", [])
+    if replay.status == ReplayStatus.DONE:
+        return Batch("done", [])
+    owned = (ReplayRow.id == replay_id, ReplayRow.runner == runner, ReplayRow.position == replay.position)
+    items = session.execute(
+        select(ReplayItemRow.delivery_id, ReplayItemRow.event_id)
+        .where(ReplayItemRow.replay_id == replay_id, ReplayItemRow.delivery_id > replay.position)
+        .order_by(ReplayItemRow.delivery_id)
+        .limit(batch)
+    ).all()
+    if not items:
+        finished = session.execute(
+            update(ReplayRow).where(*owned).values(status=ReplayStatus.DONE, finished_at=now, updated_at=now)
+        )
+        if _rowcount(finished) == 0:
+            return Batch("superseded", [])
+        session.execute(delete(ReplayItemRow).where(ReplayItemRow.replay_id == replay_id))
+        return Batch("done", [])
+    ids = [item.delivery_id for item in items]
+    claimed = session.execute(
+        update(ReplayRow).where(*owned).values(position=ids[-1], status=ReplayStatus.RUNNING, updated_at=now)
+    )
+    if _rowcount(claimed) == 0:  # another runner moved it meanwhile
+        return Batch("superseded", [])
+    queued = reset_deliveries(session, ids, budgets, default_max_attempts, now)
+    events = sorted({item.event_id for item in items})
+    session.execute(update(EventRow).where(EventRow.id.in_(events)).values(status=EventStatus.PROCESSING))
+    session.execute(update(ReplayRow).where(ReplayRow.id == replay_id).values(queued=ReplayRow.queued + queued))
+    return Batch("more", ids)
+
+
+def advance_replay(
+    connections: Connections,
+    registry: Registry,
+    default_max_attempts: int,
+    replay_id: str,
+    runner: str,
+    *,
+    until: float | None = None,
+    stopping: threading.Event | None = None,
+    retrying: Callable[[Callable[[], Batch]], Batch] = lambda work: work(),
+    batch: int = REPLAY_BATCH,
+    on_batch: Callable[[int], None] | None = None,
+) -> Literal["more", "done", "superseded"]:
+    """Run batches (each committed, then queued) until the replay is done, this runner is superseded,
+    `until` (a `time.monotonic()` deadline) passes or `stopping` is set; `more` means call again.
+
+    `retrying` wraps each transaction (the worker's `with_database` waits out a database outage);
+    `on_batch` hears how many deliveries each batch queued (the CLI's progress bar).
+    """
+    budgets = handler_budgets(registry, default_max_attempts)
+
+    def one() -> Batch:
+        with connections.transaction() as session:
+            return replay_batch(session, replay_id, runner, budgets, default_max_attempts, batch=batch)
+
+    while True:
+        result = retrying(one)
+        if result.delivery_ids:
+            connections.queue_deliveries(result.delivery_ids)
+        if on_batch is not None:
+            on_batch(len(result.delivery_ids))
+        if result.outcome != "more":
+            return result.outcome
+        if (until is not None and time.monotonic() >= until) or (stopping is not None and stopping.is_set()):
+            return "more"
+
+
+def reclaim_stale_replays(session: Session, now: datetime | None = None) -> list[tuple[str, str]]:
+    """Replays not done whose runner has not touched them for `REPLAY_STALE_SECONDS`: each gets a new
+    runner token (the old chain, if it is only slow, then stops); returns (replay id, runner) to queue."""
+    now = now or datetime.now(UTC)
+    stale = now - timedelta(seconds=REPLAY_STALE_SECONDS)
+    found = session.execute(
+        select(ReplayRow.id, ReplayRow.updated_at).where(
+            ReplayRow.status != ReplayStatus.DONE, ReplayRow.updated_at < stale
+        )
+    ).all()
+    reclaimed = []
+    for row in found:
+        runner = new_runner()
+        moved = session.execute(
+            update(ReplayRow)
+            .where(ReplayRow.id == row.id, ReplayRow.updated_at == row.updated_at)
+            .values(runner=runner, updated_at=now)
+        )
+        if _rowcount(moved):
+            reclaimed.append((row.id, runner))
+    return reclaimed
+
+
+def run_replay_slice(context: WorkerContext, replay_id: str, runner: str) -> str:
+    """What the `run_replay` job does: batches for up to `REPLAY_SLICE_SECONDS`, then, if more is left, its
+    continuation goes to the front of the queue (see `REPLAY_SLICE_SECONDS`).
+
+    A database outage is waited out; a worker told to stop meanwhile hands the rest back the same way.
+    """
+    until = time.monotonic() + REPLAY_SLICE_SECONDS
+    try:
+        outcome = advance_replay(
+            context.connections,
+            context.registry,
+            context.settings.handlers.default_max_attempts,
+            replay_id,
+            runner,
+            until=until,
+            stopping=context.stopping,
+            retrying=lambda work: context.with_database(work),
+        )
+    except HandBack:
+        outcome = "more"
+    if outcome == "more":
+        context.queue.enqueue(RUN_REPLAY, replay_id, runner, at_front=True, **job_options(f"replay {replay_id}"))
+    log.info("replay_advanced", replay_id=replay_id, outcome=outcome)
+    return outcome
+
+
+def requeue_stale_replays(context: WorkerContext) -> int:
+    """The sweep's part for bulk replays: give each replay whose job was lost a new runner, and queue it."""
+    with context.connections.transaction() as session:
+        reclaimed = reclaim_stale_replays(session)
+    for replay_id, runner in reclaimed:
+        context.queue.enqueue(RUN_REPLAY, replay_id, runner, **job_options(f"replay {replay_id}"))
+        log.warning("replay_requeued", replay_id=replay_id)
+    return len(reclaimed)

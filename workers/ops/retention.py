@@ -1,5 +1,8 @@
 """Retention: delete events older than a cutoff, a small batch at a time.
 
+The same cutoff prunes the rejection ledger and finished bulk replays; expired
+console sessions go whatever the cutoff.
+
 Each batch is its own short transaction, so ingest and workers never wait
 behind a purge for more than one batch. On PostgreSQL rows another
 transaction holds (a worker updating a delivery) are skipped, not waited
@@ -23,7 +26,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
-from schemas.tables import DeliveryRow, EventRow
+from schemas.tables import ConsoleSessionRow, DeliveryRow, EventRow, RejectionRow, ReplayRow
 
 FINGERPRINT_KEY = "hookyard:fp:{source}"
 """Redis hash per source: field = event fingerprint (hex), value = event id."""
@@ -53,6 +56,10 @@ class PurgeReport(msgspec.Struct, kw_only=True):
     """De-duplication entries removed from Redis."""
     batches: int
     dry_run: bool
+    rejections: int = 0
+    """Rejection-ledger rows received before the cutoff."""
+    replays: int = 0
+    """Bulk replays finished before the cutoff."""
 
 
 class PurgeError(Exception):
@@ -115,6 +122,7 @@ def purge(
             raise PurgeError(
                 f"deleted {events} events but Redis failed while removing their fingerprints: {exc}"
             ) from exc
+    rejections, replays = _prune_operations(engine, cutoff, batch_size, now or datetime.now(UTC))
     return PurgeReport(
         cutoff=cutoff,
         events=events,
@@ -122,7 +130,30 @@ def purge(
         fingerprints=fingerprints,
         batches=batches,
         dry_run=False,
+        rejections=rejections,
+        replays=replays,
     )
+
+
+def _prune_operations(engine: Engine, cutoff: datetime, batch_size: int, now: datetime) -> tuple[int, int]:
+    """Ledger rows and finished replays older than the cutoff, and expired console sessions, in batches."""
+    rejections = replays = 0
+    while True:
+        with Session(engine) as session, session.begin():
+            chosen = (
+                select(RejectionRow.id)
+                .where(RejectionRow.received_at < cutoff)
+                .order_by(RejectionRow.received_at, RejectionRow.id)
+                .limit(batch_size)
+            )
+            ids = list(session.scalars(chosen))
+            if not ids:
+                break
+            rejections += _rowcount(session.execute(delete(RejectionRow).where(RejectionRow.id.in_(ids))))
+    with Session(engine) as session, session.begin():
+        replays = _rowcount(session.execute(delete(ReplayRow).where(ReplayRow.finished_at < cutoff)))
+        session.execute(delete(ConsoleSessionRow).where(ConsoleSessionRow.expires_at < now))
+    return rejections, replays
 
 
 def _rowcount(result: object) -> int:
@@ -151,4 +182,15 @@ def _count(engine: Engine, cutoff: datetime) -> PurgeReport:
             )
             or 0
         )
-    return PurgeReport(cutoff=cutoff, events=events, deliveries=deliveries, fingerprints=0, batches=0, dry_run=True)
+        rejections = session.scalar(select(func.count()).where(RejectionRow.received_at < cutoff)) or 0
+        replays = session.scalar(select(func.count()).where(ReplayRow.finished_at < cutoff)) or 0
+    return PurgeReport(
+        cutoff=cutoff,
+        events=events,
+        deliveries=deliveries,
+        fingerprints=0,
+        batches=0,
+        dry_run=True,
+        rejections=rejections,
+        replays=replays,
+    )

@@ -93,3 +93,19 @@ SHUTDOWN_MARGIN_SECONDS = 15.0
 
 REDIS_BLOCKING_MARGIN_SECONDS = 30.0
 """A worker's Redis read timeout is `maintenance_seconds` plus this, so RQ's blocking dequeue fits."""
+
+# --- bulk replays --------------------------------------------------------------------------------
+
+RUN_REPLAY = "workers.jobs.run_replay"
+"""Job path of a bulk replay's runner (`POST /v1/replays`)."""
+
+REPLAY_BATCH = 1000
+"""Deliveries a bulk replay resets and queues per transaction."""
+
+REPLAY_SLICE_SECONDS = 2.0
+"""How long one replay job runs batches before it hands over to its continuation (queued at the front, so
+a replay is `done` as fast as the database resets rows; the run jobs it queued wait at the back, in order
+with fresh events). Between slices a worker that is stopping hands the rest back."""
+
+REPLAY_STALE_SECONDS = 120.0
+"""A replay not done and untouched this long lost its job: the workers' sweep gives it a new one."""

@@ -6,17 +6,18 @@ slow query never holds the event loop that ingest shares.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from litestar import get
-from litestar.params import Parameter
 
 from schemas.api import EventPage, PageMeta
 from service.api.cursors import decode_cursor, encode_cursor
 from service.api.docs import error_responses
 from service.api.filters import EventFilter
 from service.api.params import (
+    DEFAULT_LIMIT,
     ActionParam,
+    CursorParam,
+    LimitParam,
+    OrderParam,
     SelectParam,
     SinceParam,
     SourceParam,
@@ -26,9 +27,6 @@ from service.api.params import (
 )
 from service.api.reads import list_events
 from service.api.state import Api
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 1000
 
 
 @get(
@@ -45,9 +43,9 @@ def list_events_route(
     status: StatusParam = None,
     since: SinceParam = None,
     until: UntilParam = None,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size, 1-1000")] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Parameter(description="`meta.next_cursor` of the previous page")] = None,
-    order: Annotated[Literal["desc", "asc"], Parameter(description="`asc`: oldest first")] = "desc",
+    limit: LimitParam = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    order: OrderParam = "desc",
     select_: SelectParam = None,
 ) -> EventPage:
     where = EventFilter.parse(source=source, action=action, status=status, since=since, until=until)

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.exceptions
 import structlog
 from litestar import Request, post
-from sqlalchemy.orm import Session
 
 from schemas.api import ReplayEnvelope, ReplayRequest, ReplayResult
 from schemas.errors import NotFound
 from schemas.ids import is_event_id
+from service.api.access import request_id
 from service.api.docs import error_responses
 from service.api.state import Api
-from workers.ops.replay import Replayed, load_event, queue_replayed, replay_event
+from workers.ops.replay import replay_one
 
 log = structlog.get_logger("hookyard.api.replay")
-
-
-def _reset(api: Api, event_id: str, handlers: list[str] | None) -> Replayed | None:
-    with Session(api.engine) as session, session.begin():
-        event = load_event(session, event_id)
-        if event is None:
-            return None
-        return replay_event(session, event, api.registry, api.settings.handlers.default_max_attempts, handlers=handlers)
 
 
 @post(
@@ -49,20 +40,22 @@ def replay_route(
     api: Api, request: Request[Any, Any, Any], event_id: str, data: ReplayRequest | None = None
 ) -> ReplayEnvelope:
     handlers = None if data is None else data.handlers
-    replayed = _reset(api, event_id, handlers) if is_event_id(event_id) else None
+    if not is_event_id(event_id):
+        raise NotFound("no stored event has this id")
+    replayed, queued = replay_one(
+        api.connections, api.registry, api.settings.handlers.default_max_attempts, event_id, handlers
+    )
     if replayed is None:
         raise NotFound("no stored event has this id")
     warnings: dict[str, Any] = {}
-    request_id = str(request.scope.get("state", {}).get("request_id", ""))
-    try:
-        queue_replayed(api.connections, [replayed])
-    except (redis.exceptions.RedisError, OSError) as exc:
+    rid = request_id(request)
+    if not queued:
         warnings["queue"] = "deferred"
-        log.warning("replay_enqueue_failed", event_id=event_id, request_id=request_id, error=type(exc).__name__)
+        log.warning("replay_enqueue_failed", event_id=event_id, request_id=rid)
     log.info(
         "event_replayed",
         event_id=event_id,
-        request_id=request_id,
+        request_id=rid,
         api_key=request.scope.get("state", {}).get("api_key"),
         handlers=[d.handler for d in replayed.deliveries],
     )

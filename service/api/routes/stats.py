@@ -10,18 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import redis.exceptions
 import structlog
 from litestar import Request, get
 from litestar.params import Parameter
-from sqlalchemy.orm import Session
 
 from schemas.api import StatsEnvelope
-from schemas.api_stats import Stats
 from service.api.docs import error_responses
 from service.api.filters import parse_time
 from service.api.state import Api
-from workers.ops.stats import collect_stats, database_counts
+from workers.ops.stats import stats_or_counts
 
 log = structlog.get_logger("hookyard.api.stats")
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -41,16 +38,8 @@ def stats_route(
 ) -> StatsEnvelope:
     now = datetime.now(UTC)
     start = now - DEFAULT_WINDOW if since is None else parse_time(since, "since")
-    queue = api.settings.redis.queue
-    try:
-        return StatsEnvelope(data=collect_stats(api.engine, api.connections.redis, queue, start, now=now))
-    except (redis.exceptions.RedisError, OSError) as exc:
-        log.warning(
-            "stats_without_queues",
-            error=type(exc).__name__,
-            request_id=request.scope.get("state", {}).get("request_id", ""),
-        )
-    with Session(api.engine) as session:
-        events, deliveries, oldest = database_counts(session, start, now)
-    stats = Stats(since=start, events=events, deliveries=deliveries, queues={}, oldest_pending_seconds=oldest)
+    stats, queues_answered = stats_or_counts(api.engine, api.connections.redis, api.settings.redis.queue, start, now)
+    if queues_answered:
+        return StatsEnvelope(data=stats)
+    log.warning("stats_without_queues", request_id=request.scope.get("state", {}).get("request_id", ""))
     return StatsEnvelope(data=stats, warnings={"queues": "unavailable"})

@@ -84,6 +84,15 @@ class Cursor:
         return ready
 
 
+def parse_last_event_id(value: str | None) -> int | None:
+    """The `seq` a reconnecting client saw last; None when it sent none."""
+    if value is None or not value.strip():
+        return None
+    if not _SEQ.fullmatch(value.strip()):
+        raise Invalid("LAST_EVENT_ID", "Last-Event-ID must be an event seq (an integer)")
+    return int(value.strip())
+
+
 def sse_message(row: StreamRow) -> bytes:
     return b"id: %d\nevent: event\ndata: %s\n\n" % (row.seq, _encode(row.event))
 
@@ -141,13 +150,8 @@ async def stream_route(
     extras = parse_select(select_)
     if "deliveries" in extras:
         raise Invalid("SELECT", "select: the stream can include payload and headers, not deliveries")
-    if last_event_id is not None:
-        text = last_event_id.strip()
-        if not _SEQ.fullmatch(text):
-            raise Invalid("LAST_EVENT_ID", "Last-Event-ID must be an event seq (an integer)")
-        last = int(text)
-    else:
-        last = await asyncio.to_thread(newest_seq, api.engine)
+    resume = parse_last_event_id(last_event_id)
+    last = resume if resume is not None else await asyncio.to_thread(newest_seq, api.engine)
     return Stream(
         event_stream(api, where, last, "payload" in extras, "headers" in extras),
         media_type="text/event-stream",

@@ -51,6 +51,10 @@ def test_document_describes_every_route_with_errors(server):
         "/v1/stats",
         "/v1/handlers",
         "/v1/stream",
+        "/v1/deliveries",
+        "/v1/replays",
+        "/v1/replays/{replay_id}",
+        "/v1/rejections",
         "/webhooks/{source}",
         "/health/live",
         "/health/ready",
@@ -61,3 +65,5 @@ def test_document_describes_every_route_with_errors(server):
     assert listing["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorEnvelope")
     assert {"202", "401", "413", "415"} <= set(paths["/webhooks/{source}"]["post"]["responses"])
     assert "403" in paths["/v1/events/{event_id}/replay"]["post"]["responses"]
+    assert {"200", "201", "400", "403"} <= set(paths["/v1/replays"]["post"]["responses"])
+    assert not any(path.startswith("/ui") for path in paths)  # the console is not part of the API

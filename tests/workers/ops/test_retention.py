@@ -153,3 +153,49 @@ def test_durations_operators_type_are_understood(text, expected):
 def test_bad_durations_are_refused_with_the_accepted_forms(text):
     with pytest.raises(ValueError, match="like 90d, 12h, 30m or 3600s"):
         parse_duration(text)
+
+
+def test_purge_prunes_the_rejection_ledger_and_finished_replays(engine, redis_client):
+    from sqlalchemy import insert  # noqa: PLC0415
+
+    from schemas.tables import RejectionRow, ReplayRow  # noqa: PLC0415
+
+    def rejection(at: datetime) -> dict[str, object]:
+        return {
+            "source": "gxm",
+            "status": 401,
+            "code": "ERR:MSG:SIGNATURE",
+            "client_ip": "203.0.113.7",
+            "request_id": "r",
+            "received_at": at,
+            "count": 2,
+        }
+
+    def replay(replay_id: str, finished: datetime | None) -> dict[str, object]:
+        return {
+            "id": replay_id,
+            "status": "done" if finished else "running",
+            "filter": "{}",
+            "events": 1,
+            "deliveries": 1,
+            "queued": 1,
+            "position": 0,
+            "runner": "r",
+            "created_by": "admin",
+            "request_id": "r",
+            "created_at": OLD,
+            "updated_at": OLD,
+            "finished_at": finished,
+        }
+
+    with engine.begin() as conn:
+        conn.execute(insert(RejectionRow), [rejection(OLD), rejection(OLD), rejection(NEW)])
+        conn.execute(insert(ReplayRow), [replay("old-done", OLD), replay("old-running", None), replay("new", NEW)])
+
+    dry = purge(engine, redis_client, timedelta(days=90), now=NOW, dry_run=True)
+    assert (dry.rejections, dry.replays) == (2, 1)
+    report = purge(engine, redis_client, timedelta(days=90), batch_size=1, now=NOW)
+    assert (report.rejections, report.replays) == (2, 1)
+    with Session(engine) as session:
+        assert [r.received_at for r in session.scalars(select(RejectionRow))] == [NEW]
+        assert sorted(session.scalars(select(ReplayRow.id))) == ["new", "old-running"]
