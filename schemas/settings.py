@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -191,17 +192,28 @@ def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> None:
         table = raw.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{section}: must be a table")
-        table[key] = _env_value(value)
+        table[key] = _env_value(value, listed=key in _list_keys(section))
 
 
-def _env_value(value: str) -> Any:
-    """Lists come as JSON (`["a","b"]`) or comma-separated; scalars stay strings for msgspec."""
+def _list_keys(section: str) -> frozenset[str]:
+    """The keys of a `[section]` whose value is a list (`server.trusted_proxies`, `handlers.modules`, ...)."""
+    struct = next(field.type for field in msgspec.structs.fields(Settings) if field.name == section)
+    return frozenset(
+        field.name for field in msgspec.structs.fields(struct) if typing.get_origin(field.type) in (tuple, list)
+    )
+
+
+def _env_value(value: str, *, listed: bool) -> Any:
+    """Lists come as JSON (`["a","b"]`) or comma-separated (`a,b`; empty: no items); scalars stay strings
+    for msgspec to convert."""
     stripped = value.strip()
     if stripped.startswith("["):
         try:
             return msgspec.json.decode(stripped)
         except msgspec.DecodeError:
             return value
+    if listed:
+        return [item.strip() for item in stripped.split(",") if item.strip()]
     return value
 
 
