@@ -211,3 +211,31 @@ def test_cursor_is_opaque_base64url(client, insert_events):
     assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     assert isinstance(msgspec.msgpack.decode(raw), list)
+
+
+EDGE_TIMES = [
+    ("since", "0001-01-01T00:00:00+01:00"),
+    ("since", "0001-01-01T00:00:00Z"),
+    ("since", "9999-12-31T23:59:59Z"),
+    ("until", "9999-12-31T23:59:59-01:00"),
+    ("until", "9999-12-31T23:59:59.999999Z"),
+    ("until", "0001-01-01"),
+]
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/stats", "/v1/stream"])
+@pytest.mark.parametrize(("name", "value"), EDGE_TIMES)
+def test_times_at_the_ends_of_the_calendar_are_an_answer_or_a_400_never_a_500(client, path, name, value):
+    if path == "/v1/stats" and name == "until":
+        return  # stats takes `since` only
+    outside = value.endswith(("+01:00", "-01:00"))  # in UTC: year 0 or year 10000
+    if path == "/v1/stream" and not outside:
+        return  # an open stream never ends; its filters are the list's, checked above
+    response = client.get(path, params={name: value}, headers=READ)
+    if not outside:
+        assert response.status_code == 200, response.text
+        return
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["meta"]["code"] == f"ERR:MSG:VALIDATION:{name.upper()}", body
+    assert "out of range" in body["data"]["detail"]
