@@ -10,13 +10,24 @@ Queue, delivery and handler numbers come from Redis and the database
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Coroutine
 from functools import cache
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    multiprocess,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -51,11 +62,20 @@ ASGIApp = Callable[[Scope, Any, Any], Coroutine[Any, Any, None]]
 
 @cache
 def scrape_registry() -> CollectorRegistry:
-    """What `/metrics` shows: every process's counters in multiprocess mode, else this process's."""
+    """What `/metrics` shows: every process's counters in multiprocess mode, else this process's.
+
+    Every name starts with `hookyard_` (CONTRACT section 6): prometheus_client's default `python_*` and
+    `process_*` collectors are dropped; one process's own figures come back as `hookyard_process_*`
+    (not in multiprocess mode, where they would describe whichever process answered the scrape).
+    """
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
+    for collector in (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR):
+        with contextlib.suppress(KeyError):  # already dropped
+            REGISTRY.unregister(collector)
+    ProcessCollector(namespace="hookyard", registry=REGISTRY)
     return REGISTRY
 
 
