@@ -116,6 +116,9 @@ class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     maintenance_seconds: Positive = 15
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
     """Most events one store job collects while it waits in the queue (ingest appends to it)."""
+    heartbeat_path: str = "var/worker-heartbeat"
+    """Each worker process touches `<this>.<slot>` as it beats; `python -m workers.liveness` reads only these
+    files, so a Redis outage does not fail the probe."""
 
 
 class ConsoleSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
