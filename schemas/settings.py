@@ -51,6 +51,13 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     """A sender that has not finished its body by then gets 408."""
     spool_path: str = "var/spool.db"
     """The fsync'd file that holds accepted events while Redis is away."""
+    max_streams: Positive = 200
+    """Live streams (`/v1/stream`, the console's live tail) one API process serves at once; one more: 429."""
+    max_streams_per_key: Positive = 10
+    """Live streams one API key (or console user) may hold open on one API process; one more: 429."""
+    max_page_bytes: Positive = 8_388_608
+    """Bytes of payloads and headers one `/v1/events` page holds at most (8 MiB): past it the page ends early
+    and `next_cursor` gives the rest, so `limit=1000&select=payload` of 1 MiB payloads never loads 1 GB."""
     metrics_port: Port | None = None
     """`/metrics` is served on this port only (no key; keep it off the internet). Unset: on `port`, behind
     an API key (any role), so the ingest port never shows it to strangers."""

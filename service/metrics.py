@@ -24,6 +24,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     ProcessCollector,
     multiprocess,
@@ -50,6 +51,13 @@ HTTP_LATENCY = Histogram(
     "Time to answer a request besides ingest, by route template (a stream counts until it closes)",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+
+STREAM_POLLS = Counter(
+    "hookyard_stream_polls_total", "Database reads of the live streams' shared feed (one per interval per process)"
+)
+STREAMS_OPEN = Gauge(
+    "hookyard_streams_open", "Live streams open (/v1/stream and the console's live tail)", multiprocess_mode="livesum"
 )
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from sqlalchemy import create_engine, text
 
 from schemas.ids import new_event_id
 from schemas.tables import DeliveryStatus, EventStatus
@@ -239,3 +240,38 @@ def test_times_at_the_ends_of_the_calendar_are_an_answer_or_a_400_never_a_500(cl
     body = response.json()
     assert body["meta"]["code"] == f"ERR:MSG:VALIDATION:{name.upper()}", body
     assert "out of range" in body["data"]["detail"]
+
+
+def test_a_page_of_big_payloads_ends_at_the_byte_budget_and_its_cursor_gives_the_rest(client, insert_events, config):
+    """`limit=1000&select=payload` of 1 MiB payloads: a page holds about `max_page_bytes`, not 1,000 MiB."""
+    budget = config.settings.server.max_page_bytes
+    count = budget // 2**20 + 4
+    ids = insert_events(count)
+    blob = '{"blob": "' + "x" * (2**20 - 12) + '"}'
+    engine = create_engine(config.settings.database.url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE events SET payload = :blob"), {"blob": blob})
+    engine.dispose()
+
+    seen, pages, cursor = [], [], None
+    while True:
+        params = {"limit": 1000, "select": "payload", **({"cursor": cursor} if cursor else {})}
+        response = client.get("/v1/events", params=params, headers=READ)
+        assert response.status_code == 200, response.text[:300]
+        body = response.json()
+        pages.append(len(body["data"]))
+        assert sum(len(e["payload"]["blob"]) for e in body["data"]) <= budget + 2**20  # one row may cross it
+        assert all(e["payload"] == msgspec.json.decode(blob) for e in body["data"])
+        seen += [e["id"] for e in body["data"]]
+        cursor = body["meta"]["next_cursor"]
+        if cursor is None:
+            break
+    assert pages[0] < count  # fewer than asked for: the budget ended the page
+    assert len(pages) >= 2
+    assert sorted(seen) == sorted(ids)  # every event exactly once through the cursors
+    assert len(seen) == len(set(seen))
+
+    # Without payloads the budget does not apply: one page.
+    plain = client.get("/v1/events", params={"limit": 1000}, headers=READ).json()
+    assert len(plain["data"]) == count
+    assert plain["meta"]["next_cursor"] is None
