@@ -206,16 +206,31 @@ class StreamRow(msgspec.Struct):
 
 
 def events_after(
-    engine: Engine, seq: int, limit: int, *, payload: bool, headers: bool = False, up_to: int | None = None
-) -> list[StreamRow]:
-    """Rows stored after `seq` (and up to `up_to`), in store order, unfiltered (the streams filter them)."""
+    engine: Engine,
+    seq: int,
+    limit: int,
+    *,
+    payload: bool,
+    headers: bool = False,
+    up_to: int | None = None,
+    max_bytes: int | None = None,
+) -> tuple[list[StreamRow], bool]:
+    """Rows stored after `seq` (and up to `up_to`), in store order, unfiltered (the streams filter them),
+    and whether more follow. With payloads or headers the read stops at `max_bytes`, as a page does."""
     columns = _columns(payload=payload, headers=headers)
     query = select(*columns).where(EventRow.seq > seq)
     if up_to is not None:
         query = query.where(EventRow.seq <= up_to)
+    query = query.order_by(EventRow.seq).limit(limit + 1)
+    rows: Sequence[Any]
     with engine.connect() as connection:
-        rows = connection.execute(query.order_by(EventRow.seq).limit(limit)).all()
-    return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows]
+        if payload or headers:
+            rows, more = _within_budget(connection, query, limit, max_bytes)
+        else:
+            rows = connection.execute(query).all()
+            more = len(rows) > limit
+            rows = rows[:limit]
+        return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows], more
 
 
 class DeliveryPageRows(msgspec.Struct):

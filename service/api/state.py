@@ -47,7 +47,11 @@ class ApiState:
             registry=registry,
             closing=closing,
             streams=StreamHub(
-                runtime.engine, closing, max_streams=server.max_streams, max_per_key=server.max_streams_per_key
+                runtime.engine,
+                closing,
+                max_streams=server.max_streams,
+                max_per_key=server.max_streams_per_key,
+                max_bytes=server.max_page_bytes,
             ),
         )
 

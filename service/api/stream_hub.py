@@ -4,8 +4,9 @@ Each open stream used to poll the database on its own through the default
 thread pool, so N readers cost N queries every half second and could starve
 the threads the rest of the API needs. The hub reads `seq > head` once every
 `POLL_SECONDS` for all of them (payload and headers only when an open stream
-asked for them), waits on holes in `seq` as one `Cursor`, and fans the rows
-out; each subscriber applies its own filters and `select`.
+asked for them, and then at most `[server] max_page_bytes` a read), waits on
+holes in `seq` as one `Cursor`, and fans the rows out; each subscriber
+applies its own filters and `select`.
 
 A stream that resumes behind the head (`Last-Event-ID`) first catches up
 with its own bounded reads up to the head it joined at, while the hub queues
@@ -128,8 +129,12 @@ class Subscriber:
 
 
 class StreamHub:
-    def __init__(self, engine: Engine, closing: threading.Event, *, max_streams: int, max_per_key: int) -> None:
+    def __init__(
+        self, engine: Engine, closing: threading.Event, *, max_streams: int, max_per_key: int, max_bytes: int
+    ) -> None:
         self.engine = engine
+        self.max_bytes = max_bytes
+        """Bytes of payloads and headers one read loads at most (`[server] max_page_bytes`)."""
         self.closing = closing
         self.max_streams = max_streams
         self.max_per_key = max_per_key
@@ -185,16 +190,26 @@ class StreamHub:
         """One read per `POLL_SECONDS` for every stream of this process, while any is open."""
         assert self._cursor is not None
         cursor = self._cursor
+        failing = False
         while self.subscribers and not self.closing.is_set():
             payload = any(s.payload for s in self.subscribers)
             headers = any(s.headers for s in self.subscribers)
             try:
-                rows = await asyncio.to_thread(
-                    events_after, self.engine, cursor.last, BATCH, payload=payload, headers=headers
+                rows, more = await asyncio.to_thread(
+                    events_after,
+                    self.engine,
+                    cursor.last,
+                    BATCH,
+                    payload=payload,
+                    headers=headers,
+                    max_bytes=self.max_bytes,
                 )
+                failing = False
             except Exception as exc:  # noqa: BLE001 - the database is away: the streams wait, then resume
-                log.warning("stream_poll_failed", error=type(exc).__name__)
-                rows = []
+                if not failing:  # once per outage, not twice a second
+                    log.warning("stream_poll_failed", error=type(exc).__name__)
+                failing = True
+                rows, more = [], False
             self.polls += 1
             STREAM_POLLS.inc()
             ready = cursor.take(rows, time.monotonic())
@@ -202,7 +217,7 @@ class StreamHub:
                 for subscriber in list(self.subscribers):
                     subscriber.offer(ready)
             self._release_unstarted()
-            if len(rows) < BATCH:
+            if not more:
                 await asyncio.sleep(POLL_SECONDS)
         for subscriber in self.subscribers:
             subscriber.wake.set()  # closing: every stream ends within a poll
@@ -241,7 +256,7 @@ class StreamHub:
         joined = subscriber.joined
         assert joined is not None
         while subscriber.last < joined and not subscriber.closed and not self.closing.is_set():
-            rows = await asyncio.to_thread(
+            rows, _ = await asyncio.to_thread(
                 events_after,
                 self.engine,
                 subscriber.last,
@@ -249,6 +264,7 @@ class StreamHub:
                 payload=subscriber.payload,
                 headers=subscriber.headers,
                 up_to=joined,
+                max_bytes=self.max_bytes,
             )
             if not rows:
                 break
