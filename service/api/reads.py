@@ -132,14 +132,8 @@ def list_events(
 ) -> Page:
     """One page; with payloads or headers, it ends early once they reach `max_bytes` (`more` is then true)."""
     query = page_query(where, order=order, limit=limit, after=after, payload=payload, headers=headers)
-    rows: Sequence[Any]
     with engine.connect() as connection:
-        if payload or headers:
-            rows, more = _within_budget(connection, query, limit, max_bytes)
-        else:
-            rows = connection.execute(query).all()
-            more = len(rows) > limit
-            rows = rows[:limit]
+        rows, more = _page_rows(connection, query, limit, max_bytes if payload or headers else None)
         events = [_event(row, row.payload if payload else None) for row in rows]
         if deliveries and events:
             by_event = deliveries_of(connection, [event.id for event in events])
@@ -152,18 +146,24 @@ STREAM_ROWS = 16
 """Rows fetched at a time while a page with payloads is read (a server-side cursor on PostgreSQL)."""
 
 
-def _within_budget(
+def _page_rows(
     connection: Connection, query: Select[Any], limit: int, max_bytes: int | None
-) -> tuple[list[Any], bool]:
-    """Up to `limit` rows, stopping after the row that brings payloads and headers to `max_bytes` (at least
-    one row, so a single payload larger than the budget still pages). Rows are fetched a few at a time, so
-    the rows never read are never loaded: `limit=1000` of 1 MiB payloads costs the budget, not 1 GB."""
+) -> tuple[Sequence[Any], bool]:
+    """Up to `limit` rows of `query` (which asks for one more) and whether more follow.
+
+    With `max_bytes` (a page with payloads or headers), it stops after the row that brings them to
+    `max_bytes` (at least one row, so a payload larger than the budget still pages). Rows are then fetched
+    a few at a time, so rows never read are never loaded: `limit=1000` of 1 MiB payloads costs the
+    budget, not 1 GB."""
+    if max_bytes is None:
+        everything = connection.execute(query).all()
+        return everything[:limit], len(everything) > limit
     result = connection.execution_options(yield_per=STREAM_ROWS).execute(query)
     rows: list[Any] = []
     size = 0
     try:
         for row in result:
-            if len(rows) == limit or (max_bytes is not None and size >= max_bytes):
+            if len(rows) == limit or size >= max_bytes:
                 return rows, True  # this row exists: the cursor's next page starts with it
             rows.append(row)
             fields = row._mapping
@@ -222,14 +222,8 @@ def events_after(
     if up_to is not None:
         query = query.where(EventRow.seq <= up_to)
     query = query.order_by(EventRow.seq).limit(limit + 1)
-    rows: Sequence[Any]
     with engine.connect() as connection:
-        if payload or headers:
-            rows, more = _within_budget(connection, query, limit, max_bytes)
-        else:
-            rows = connection.execute(query).all()
-            more = len(rows) > limit
-            rows = rows[:limit]
+        rows, more = _page_rows(connection, query, limit, max_bytes if payload or headers else None)
         return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows], more
 
 
