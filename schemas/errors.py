@@ -112,6 +112,15 @@ class RateLimited(HookyardError, status=429, code="ERR:MSG:RATELIMITTED"):
             warnings={"limits": {"requests_per_minute": limit}, "current": {"requests": count}},
         )
 
+    @classmethod
+    def streams(cls, detail: str, *, limit: int, count: int, retry_after: int = 5) -> RateLimited:
+        """Too many live streams open: the same shape, counting streams."""
+        return cls(
+            detail,
+            headers=(("retry-after", str(retry_after)),),
+            warnings={"limits": {"streams": limit}, "current": {"streams": count}},
+        )
+
 
 class Internal(HookyardError, status=500, code="ERR:MSG:INTERNAL"):
     """A bug: the caller sees only this, the log has the rest."""
