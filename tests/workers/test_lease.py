@@ -129,7 +129,7 @@ def _skew(monkeypatch: pytest.MonkeyPatch, offset: timedelta) -> None:
 
 def _db_now(context: WorkerContext) -> datetime:
     with context.sessions() as session:
-        now = session.scalar(select(lease.db_now()))
+        now: datetime | None = session.scalar(select(lease.db_now()))
     assert now is not None
     return now
 
