@@ -104,7 +104,8 @@ class Holdings:
 
     @staticmethod
     def _name(worker: str | None) -> str:
-        return f"{worker or f'{socket.gethostname()}:{os.getpid()}'}/{secrets.token_hex(4)}"
+        base = worker or f"{socket.gethostname()}:{os.getpid()}"
+        return f"{base[:90]}/{secrets.token_hex(4)}"  # fits `deliveries.lease_owner`
 
     def begin(self, worker: str) -> str:
         with self._lock:
@@ -225,6 +226,13 @@ def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed
         )
     context.leases.hold(claimed)
     return claimed, events
+
+
+def renew_every(context: WorkerContext) -> float:
+    """Seconds between renewals: every heartbeat, or often enough that the shortest lease is renewed twice."""
+    timeouts = [handler_timeout(context, spec.name) for spec in context.registry.all()]
+    shortest = min(timeouts, default=context.settings.handlers.timeout_seconds) + LEASE_GRACE_SECONDS
+    return min(float(context.settings.worker.heartbeat_seconds), shortest / 2)
 
 
 def renew(context: WorkerContext) -> int:

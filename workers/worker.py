@@ -91,7 +91,8 @@ class HookyardWorker(SimpleWorker):
 
         A thread of its own: a renewal stuck behind a database lock must not stop the Redis beat.
         """
-        while not done.wait(self.heartbeat_seconds):
+        every = lease.renew_every(self.context)
+        while not done.wait(every):
             try:
                 lease.renew(self.context)
             except Exception as exc:  # noqa: BLE001 - the next beat renews again
