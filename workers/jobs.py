@@ -3,7 +3,8 @@
 - `store_batch(events)`: written by ingest's Lua script (one job per group
   commit): store the events with their deliveries claimed (`workers.store`),
   run them at once in-process (`workers.deliver`), record the outcomes
-  (`workers.record`). Two commits per batch, handlers between.
+  (`workers.record`). Two commits per batch, handlers between; the
+  worker's heartbeat renews the leases until the second one.
 - `run_deliveries(ids)`: retries (scheduled with RQ's scheduler), replays and
   the sweeper's recoveries: claim, run and record, group by group.
 - `run_replay(replay_id, runner)`: a bulk replay (`POST /v1/replays`), batch
@@ -41,7 +42,7 @@ def store_batch(events: list[Any]) -> int:
     queued = msgspec.convert(events, list[QueuedEvent])
     try:
         with tracing.store_spans([(event.id, event.trace) for event in queued]) as traces:
-            stored, lease_until = context.with_database(store.store_and_claim, context, queued)
+            stored = context.with_database(store.store_and_claim, context, queued)
         log.info(
             "events_stored",
             events=len(stored.events),
@@ -49,7 +50,7 @@ def store_batch(events: list[Any]) -> int:
             event_ids=[e.id for e in queued[:20]],
             request_ids=[e.request_id for e in queued[:20]],
         )
-        outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces)
+        outcomes = deliver.run_group(context, stored.claimed, stored.events, traces)
         context.with_database(record.record, context, outcomes, complete=True)
         if stored.earlier:  # this job ran before (its worker died): finish what that run left open
             delivery_ids = context.with_database(store.open_deliveries, context, stored.earlier)
@@ -78,7 +79,8 @@ def run_replay(replay_id: str, runner: str) -> str:
 
 
 def reconcile(context: WorkerContext) -> int:
-    """Queue every stranded delivery again (`lease.find_stranded`); claiming makes a double queue harmless.
+    """Queue every stranded delivery again (`lease.find_stranded`: by the database's clock, and never a lease whose
+    holder still beats); claiming makes a double queue harmless.
     A bulk replay untouched for `REPLAY_STALE_SECONDS` gets a new runner and job."""
     stranded = lease.find_stranded(context)
     if stranded:

@@ -5,8 +5,9 @@ Each child runs `HookyardWorker`, an RQ `SimpleWorker` on exactly one queue
 in the dequeue window does not lose the job). It runs jobs in-process (no
 fork per job), sends heartbeats from a thread so a `kill -9`'d worker's job
 is recovered by any other worker within about `3 x heartbeat_seconds +
-maintenance_seconds`, and sweeps stranded deliveries at every maintenance
-pass.
+maintenance_seconds`, renews the job's delivery leases from another thread
+until their outcomes are committed (`workers.lease`), and sweeps stranded
+deliveries at every maintenance pass.
 
 The supervisor restarts a child that dies (a handler that crashes its
 process, OOM) with backoff, and on SIGTERM asks children for a warm
@@ -33,6 +34,7 @@ from rq.job import Job
 from rq.queue import Queue
 
 from schemas.settings import Settings, load_settings
+from workers import lease
 from workers.context import WorkerContext, set_context
 from workers.jobs import reconcile
 from workers.lease import give_back
@@ -66,9 +68,12 @@ class HookyardWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
+        owner = self.context.leases.begin(self.name)  # a holder name per job run (`workers.lease.Holdings`)
         done = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(job, execution, done), daemon=True)
+        beat = threading.Thread(target=self._beat, args=(job, execution, owner, done), daemon=True)
+        keeper = threading.Thread(target=self._keep_leases, args=(job, done), daemon=True)
         beat.start()
+        keeper.start()
         try:
             with bound(job_id=job.id):  # every line while the job runs, RQ's and handlers' included
                 self.perform_job(job, queue, execution)
@@ -77,12 +82,31 @@ class HookyardWorker(SimpleWorker):
             beat.join(timeout=5)
         self.set_state("idle")
 
-    def _beat(self, job: Job, execution: Any, done: threading.Event) -> None:
-        while not done.wait(self.heartbeat_seconds):
+    def _beat(self, job: Job, execution: Any, owner: str, done: threading.Event) -> None:
+        """RQ's job heartbeat, and the lease holder's key: while it beats, no sweep takes this job's leases."""
+        while True:
+            try:
+                lease.beat(self.context, owner)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried next time
+                log.warning("heartbeat_failed", error=type(exc).__name__, job_id=job.id)
+            if done.wait(self.heartbeat_seconds):
+                return
             try:
                 self.maintain_heartbeats(job, execution)
             except Exception as exc:  # noqa: BLE001 - a missed beat is retried next time
                 log.warning("heartbeat_failed", error=type(exc).__name__, job_id=job.id)
+
+    def _keep_leases(self, job: Job, done: threading.Event) -> None:
+        """Renew the leases held until their outcomes are committed (`workers.lease.renew`).
+
+        A thread of its own: a renewal stuck behind a database lock must not stop the Redis beat.
+        """
+        every = lease.renew_every(self.context)
+        while not done.wait(every):
+            try:
+                lease.renew(self.context)
+            except Exception as exc:  # noqa: BLE001 - the next beat renews again
+                log.warning("lease_renewal_failed", error=type(exc).__name__, job_id=job.id)
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
