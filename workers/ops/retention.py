@@ -160,6 +160,11 @@ def _rowcount(result: object) -> int:
     return cast("CursorResult[Any]", result).rowcount
 
 
+def forget_fingerprints(client: redis.Redis, rows: Sequence[tuple[str, str, str]]) -> int:
+    """Delete (event id, source, fingerprint) entries that still name their event; returns how many went."""
+    return _forget_fingerprints(client.register_script(_HDEL_IF_OWNED), rows)
+
+
 def _forget_fingerprints(hdel: Script, rows: Sequence[tuple[str, str, str]]) -> int:
     by_source: defaultdict[str, list[str]] = defaultdict(list)
     for event_id, source, fingerprint in rows:
