@@ -39,7 +39,11 @@ class Fsync(msgspec.Struct, frozen=True):
 
     @property
     def guaranteed(self) -> bool:
-        return self.waitaof or (self.known and self.appendonly and self.appendfsync == "always")
+        """A write is fsynced before its 202: `always`, or WAITAOF with `everysec` (under `no`, Redis
+        confirms a write() as if it were an fsync, and an unreadable setting could be `no`)."""
+        if not (self.known and self.appendonly):
+            return False
+        return self.appendfsync == "always" or (self.waitaof and self.appendfsync == "everysec")
 
     @property
     def risk(self) -> str:
@@ -51,6 +55,8 @@ class Fsync(msgspec.Struct, frozen=True):
             return f"Redis {version} runs without AOF: a Redis crash loses acknowledged events"
         if self.appendfsync == "":
             return f"Redis {version}: appendfsync unreadable (CONFIG GET refused), fsync not guaranteed"
+        if self.appendfsync == "no":
+            return f"Redis {version} with appendfsync no: the OS decides when acknowledged events reach the disk"
         return (
             f"Redis {version} with appendfsync {self.appendfsync} and no WAITAOF (needs 7.2): "
             "a Redis crash loses up to a second of acknowledged events; set appendfsync always"

@@ -44,7 +44,9 @@ def test_the_lua_job_hash_matches_what_rq_enqueue_writes(redis_client: redis.Red
 
     queue = Queue("hookyard", connection=redis_client, serializer=JSONSerializer)
     theirs_job = queue.enqueue(
-        STORE_BATCH, [msgspec.to_builtins(e) for e in events], **job_options(f"store {len(events)} event(s)", store=True)
+        STORE_BATCH,
+        [msgspec.to_builtins(e) for e in events],
+        **job_options(f"store {len(events)} event(s)", store=True),
     )
     theirs = {k.decode(): v for k, v in redis_client.hgetall(f"rq:job:{theirs_job.id}").items()}
 
