@@ -11,23 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from service.cli._common import Subparsers, Unreachable, add_parser, emit
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
-    from service.ingest.spool import Spool
-
-
-class SpoolReport(msgspec.Struct, kw_only=True):
-    path: str
-    waiting: int
-    """Events waiting for Redis (a running `serve` drains them)."""
-    quarantined: int
-    """Rows set aside because they did not decode."""
-    redriven: int = 0
-    """Rows `redrive` put back in line."""
+    from service.ingest.spool import Spool, SpoolReport
 
 
 def add_command(commands: Subparsers) -> None:
@@ -54,7 +42,7 @@ def add_command(commands: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from service.ingest.spool import Spool, SpoolError  # noqa: PLC0415 - imported when run
+    from service.ingest.spool import Spool, SpoolError, SpoolReport  # noqa: PLC0415 - imported when run
 
     spool = Spool(settings.server.spool_path)
     try:

@@ -45,6 +45,16 @@ CREATE TABLE IF NOT EXISTS spool_quarantine (seq INTEGER PRIMARY KEY, event BLOB
 """
 
 
+class SpoolReport(msgspec.Struct, kw_only=True):
+    path: str
+    waiting: int
+    """Events waiting for Redis (a running `serve` drains them)."""
+    quarantined: int
+    """Rows set aside because they did not decode."""
+    redriven: int = 0
+    """Rows `redrive` put back in line."""
+
+
 class SpoolError(Exception):
     """The spool could not be written or read (disk full, permissions, corruption)."""
 
