@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS spool_quarantine (seq INTEGER PRIMARY KEY, event BLOB
 
 
 class SpoolReport(msgspec.Struct, kw_only=True):
+    """What `hookyard spool` reports about one spool file."""
+
     path: str
     waiting: int
     """Events waiting for Redis (a running `serve` drains them)."""
