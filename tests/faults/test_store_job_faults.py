@@ -8,11 +8,14 @@ import httpx
 import msgspec
 import pytest
 import redis
+from rq import Queue
 from rq.registry import FailedJobRegistry
 
 from schemas.wire import QueuedEvent
 from tests.conftest import ADMIN_KEY, Config, ConfigFactory, gxm_body, gxm_headers, rows
 from workers.registry import Registry
+from workers.shared.defaults import STORE_BATCH, job_options
+from workers.shared.serializer import JSONSerializer
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
@@ -71,3 +74,46 @@ def test_a_redelivery_after_its_store_job_failed_for_good_is_stored_not_a_duplic
     assert third.status_code == 200
     assert third.json()["data"] == {"id": second_id, "status": "queued", "duplicate": True}
     assert rows(config, "select id from events") == [(second_id,)]
+
+
+def test_a_failed_store_job_keeps_the_fingerprints_of_events_already_stored(
+    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
+) -> None:
+    """The database is the last word: an event stored by an earlier run keeps its fingerprint when a later
+    job holding it fails for good, so its re-delivery is still 200 with the first id."""
+    config = make_config()
+    base = server_for(config)
+    first = _post(base)
+    assert first.status_code == 202
+    worker = worker_for(config, Registry())
+    worker.drain()  # type: ignore[attr-defined]
+    first_id = first.json()["data"]["id"]
+    assert rows(config, "select id from events") == [(first_id,)]
+
+    # The same event again in a job that fails for good (as if its first job had run twice), beside a poison one.
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        fingerprints = client.hgetall("hookyard:fp:gxm")
+        [(fingerprint, owner)] = fingerprints.items()
+        assert owner.decode() == first_id
+        stored = QueuedEvent(
+            id=first_id, source="gxm", fingerprint=fingerprint.decode(), received_at_us=1, request_id="r1", body="{}"
+        )
+        poison = msgspec.structs.replace(stored, id="01POISON", fingerprint="poison", request_id="r2")
+        client.hset("hookyard:fp:gxm", "poison", "01POISON")
+        queue = Queue("hookyard", connection=client, serializer=JSONSerializer)
+        job = queue.enqueue(STORE_BATCH, [stored, poison], **job_options("store 2 event(s)", store=True))
+        client.hset(f"rq:job:{job.id}", "retries_left", 0)
+    finally:
+        client.close()
+    worker.drain()  # type: ignore[attr-defined]
+    assert _failed_jobs(config) == 1
+
+    again = _post(base)
+    assert again.status_code == 200
+    assert again.json()["data"] == {"id": first_id, "status": "queued", "duplicate": True}
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        assert client.hget("hookyard:fp:gxm", "poison") is None, "the unstored event's fingerprint is released"
+    finally:
+        client.close()
