@@ -33,7 +33,7 @@ from schemas.wire import QueuedEvent
 from workers import deliver, lease, record, store
 from workers.context import HandBack, WorkerContext, get_context
 from workers.ops.replay import requeue_stale_replays, run_replay_slice
-from workers.ops.retention import forget_fingerprints
+from workers.ops.retention import forget_fingerprints, repoint_fingerprints
 from workers.shared import tracing
 from workers.shared.defaults import STORE_BATCH, job_options
 
@@ -54,6 +54,9 @@ def store_batch(events: list[Any]) -> int:
             event_ids=[e.id for e in queued[:20]],
             request_ids=[e.request_id for e in queued[:20]],
         )
+        refused = [e for e in queued if e.id not in stored.events and e.id not in stored.earlier]
+        if refused:  # the database already holds these (source, fingerprint)s: Redis had lost them
+            _point_fingerprints_at_first_ids(context, refused)
         outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces)
         context.with_database(record.record, context, outcomes, complete=True)
         if stored.earlier:  # this job ran before (its worker died): finish what that run left open
@@ -65,6 +68,34 @@ def store_batch(events: list[Any]) -> int:
         )
         log.warning("handed_back", events=len(queued))
     return len(queued)
+
+
+def _point_fingerprints_at_first_ids(context: WorkerContext, refused: list[QueuedEvent]) -> None:
+    """The unique (source, fingerprint) constraint had the last word: make Redis agree, so the next
+    re-delivery is 200 with the first id. Best effort: the event is stored once either way."""
+    try:
+        by_source: dict[str, dict[str, str]] = {}
+        for event in refused:
+            by_source.setdefault(event.source, {})[event.fingerprint] = event.id
+        rows: list[tuple[str, str, str, str]] = []
+        with context.connections.engine.connect() as connection:
+            for source, ids in by_source.items():
+                query = select(EventRow.fingerprint, EventRow.id).where(
+                    EventRow.source == source, EventRow.fingerprint.in_(list(ids))
+                )
+                rows += [(source, fp, ids[fp], first) for fp, first in connection.execute(query)]
+        moved = repoint_fingerprints(context.redis, rows)
+    except Exception as exc:  # noqa: BLE001 - a repair, never a reason to fail the job
+        log.warning("fingerprints_not_repointed", error=type(exc).__name__, event_ids=[e.id for e in refused[:20]])
+        return
+    log.warning(
+        "duplicates_refused_by_the_database",
+        events=len(refused),
+        fingerprints_repointed=moved,
+        event_ids=[e.id for e in refused[:20]],
+        first_ids=[first for _, _, _, first in rows[:20]],
+        request_ids=[e.request_id for e in refused[:20]],
+    )
 
 
 def release_fingerprints(job: Job, connection: redis.Redis, *_exc_info: object) -> None:

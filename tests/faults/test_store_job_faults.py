@@ -117,3 +117,30 @@ def test_a_failed_store_job_keeps_the_fingerprints_of_events_already_stored(
         assert client.hget("hookyard:fp:gxm", "poison") is None, "the unstored event's fingerprint is released"
     finally:
         client.close()
+
+
+def test_after_redis_lost_a_fingerprint_the_database_keeps_one_copy_and_later_redeliveries_get_the_first_id(
+    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
+) -> None:
+    """A fingerprint gone from Redis (a failover to a lagging replica, a restored backup): the re-delivery
+    that meets the gap is queued again, the unique (source, fingerprint) constraint stores nothing twice,
+    and the worker points the fingerprint back at the first id, so every later re-delivery gets it."""
+    config = make_config()
+    base = server_for(config)
+    first = _post(base)
+    worker = worker_for(config, Registry())
+    worker.drain()  # type: ignore[attr-defined]
+    first_id = first.json()["data"]["id"]
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        client.delete("hookyard:fp:gxm")
+    finally:
+        client.close()
+
+    assert _post(base).status_code == 202  # the gap: Redis cannot know it (see the README's limits)
+    worker.drain()  # type: ignore[attr-defined]
+    assert rows(config, "select id from events") == [(first_id,)]
+
+    again = _post(base)
+    assert again.status_code == 200
+    assert again.json()["data"] == {"id": first_id, "status": "queued", "duplicate": True}
