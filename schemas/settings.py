@@ -68,6 +68,9 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_
     queue: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "hookyard"
     socket_timeout_seconds: PositiveFloat = 2.0
     """Bounds every Redis call so a stopped Redis means spool or 503, never a hang."""
+    require_fsync: bool = False
+    """Refuse to start `serve` when Redis does not fsync each write before answering (WAITAOF on
+    Redis >= 7.2 with AOF on, else `appendfsync always`): a 202 must mean the event is on disk."""
 
 
 class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -56,7 +56,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
+    # AOF with `appendfsync always`: the durable Redis hookyard requires (CONTRACT section 9), so
+    # `/health/ready` is `ok` here as in production.
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=True).start()
     try:
         yield server.url
     finally:
