@@ -3,7 +3,9 @@
 - `store_batch(events)`: written by ingest's Lua script (one job per group
   commit): store the events with their deliveries claimed (`workers.store`),
   run them at once in-process (`workers.deliver`), record the outcomes
-  (`workers.record`). Two commits per batch, handlers between.
+  (`workers.record`). Two commits per batch, handlers between; deliveries of
+  ordered or paused handlers are stored unclaimed and then claimed the usual
+  way (`deliver.run`), in key order.
 - `run_deliveries(ids)`: retries (scheduled with RQ's scheduler), replays and
   the sweeper's recoveries: claim, run and record, group by group.
 - `run_replay(replay_id, runner)`: a bulk replay (`POST /v1/replays`), batch
@@ -50,7 +52,12 @@ def store_batch(events: list[Any]) -> int:
             request_ids=[e.request_id for e in queued[:20]],
         )
         outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces)
-        context.with_database(record.record, context, outcomes, complete=True)
+        waiting = {c.event_id for c in stored.waiting}  # their events are not complete yet
+        complete = [o for o in outcomes if o.event_id not in waiting]
+        context.with_database(record.record, context, complete, complete=True)
+        context.with_database(record.record, context, [o for o in outcomes if o.event_id in waiting])
+        if stored.waiting:  # ordered or paused handlers' deliveries: claimed in key order, pass by pass
+            context.with_database(deliver.run, context, [c.id for c in stored.waiting])
         if stored.earlier:  # this job ran before (its worker died): finish what that run left open
             delivery_ids = context.with_database(store.open_deliveries, context, stored.earlier)
             context.with_database(deliver.run, context, delivery_ids)

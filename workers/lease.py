@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 
-from schemas.tables import DeliveryRow, DeliveryStatus, EventRow
+from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, HandlerPauseRow
 from workers.context import WorkerContext
 from workers.shared.defaults import LEASE_GRACE_SECONDS, STALE_PENDING_SECONDS, SWEEP_LIMIT
 
@@ -36,6 +37,34 @@ class Claimed(msgspec.Struct, frozen=True):
     handler: str
     attempts: int
     max_attempts: int
+    key: str | None = None
+    """Its `ordering_key` (claimed by `claim`; the store job's claims have none: their handlers are unordered)."""
+    sent_at: int | None = None
+    """The event's `sent_at`, with `key`: what `skip_stale` compares."""
+
+
+def claimable() -> ColumnElement[bool]:
+    """A delivery may start: its handler is not paused and no earlier open delivery holds its ordering key.
+
+    "Earlier" is (`sent_at`, `received_at`, id); a dead, skipped or succeeded one no longer blocks.
+    One `NOT EXISTS` over `ix_deliveries_ordering`, so a batch is one query whatever its size.
+    """
+    earlier = aliased(DeliveryRow)
+    blocker = (
+        select(earlier.id)
+        .where(
+            earlier.handler == DeliveryRow.handler,
+            earlier.ordering_key == DeliveryRow.ordering_key,
+            earlier.status.in_(DeliveryStatus.OPEN),
+            tuple_(earlier.ordering_sent_at, earlier.ordering_received_at, earlier.id)
+            < tuple_(DeliveryRow.ordering_sent_at, DeliveryRow.ordering_received_at, DeliveryRow.id),
+        )
+        .correlate(DeliveryRow)
+    )
+    return and_(
+        DeliveryRow.handler.not_in(select(HandlerPauseRow.handler)),
+        or_(DeliveryRow.ordering_key.is_(None), ~blocker.exists()),
+    )
 
 
 def handler_timeout(context: WorkerContext, handler: str) -> float:
@@ -79,7 +108,9 @@ def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed
     """Claim the due, unleased ones among `delivery_ids`; returns them, their events and the lease's end.
 
     The `UPDATE ... RETURNING` is the claim: only one worker's update finds a
-    delivery open, due and unleased, so a delivery queued twice runs once.
+    delivery open, due and unleased, so a delivery queued twice runs once. The
+    same statement leaves a paused handler's deliveries and those waiting for an
+    earlier one of their ordering key (`claimable`).
     """
     now = datetime.now(UTC)
     with context.sessions() as session:
@@ -93,6 +124,7 @@ def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed
                 DeliveryRow.status.in_(DeliveryStatus.OPEN),
                 or_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.next_attempt_at <= now),
                 or_(DeliveryRow.lease_until.is_(None), DeliveryRow.lease_until < now),
+                claimable(),
             )
             .values(
                 attempts=DeliveryRow.attempts + 1,
@@ -106,10 +138,15 @@ def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed
                 DeliveryRow.handler,
                 DeliveryRow.attempts,
                 DeliveryRow.max_attempts,
+                DeliveryRow.ordering_key,
+                DeliveryRow.ordering_sent_at,
             )
         ).all()
         claimed = sorted(
-            (Claimed(r.id, r.event_id, r.handler, r.attempts, r.max_attempts) for r in claimed_rows),
+            (
+                Claimed(r.id, r.event_id, r.handler, r.attempts, r.max_attempts, r.ordering_key, r.ordering_sent_at)
+                for r in claimed_rows
+            ),
             key=lambda c: c.id,
         )
         event_ids = {c.event_id for c in claimed}
@@ -143,7 +180,10 @@ def keep(
 
 
 def find_stranded(context: WorkerContext, limit: int = SWEEP_LIMIT) -> list[int]:
-    """Open deliveries that nothing will run: their worker died, or their job was lost."""
+    """Open deliveries that nothing will run: their worker died, or their job was lost.
+
+    Not those only waiting: a paused handler's (resume queues them) or one behind an earlier delivery of
+    its ordering key (recording that one queues it); they would fill every sweep and run nothing."""
     now = datetime.now(UTC)
     stale = now - timedelta(seconds=STALE_PENDING_SECONDS)
     late = now - timedelta(seconds=LEASE_GRACE_SECONDS + STALE_PENDING_SECONDS)
@@ -166,6 +206,7 @@ def find_stranded(context: WorkerContext, limit: int = SWEEP_LIMIT) -> list[int]
                             DeliveryRow.next_attempt_at < late,
                         ),
                     ),
+                    claimable(),
                 )
                 .order_by(DeliveryRow.id)
                 .limit(limit)

@@ -16,14 +16,15 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
+from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus, HandlerPauseRow
 from schemas.wire import IngestEnvelope, QueuedEvent
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
+from workers.event import build_event
 from workers.lease import Claimed, new_lease
 from workers.registry import HandlerSpec, Registry
 
@@ -55,19 +56,31 @@ DELIVERY_COLUMNS: Columns = (
     ("last_started_at", "timestamptz"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
+    ("ordering_key", "varchar"),
+    ("ordering_sent_at", "bigint"),
+    ("ordering_received_at", "timestamptz"),
 )
 """The columns a planned delivery is inserted with."""
+_UNCLAIMED = {"attempts": "0", "lease_until": "NULL", "last_started_at": "NULL"}
+"""What a delivery inserted unclaimed has instead (its handler is paused): `workers.lease` claims it later."""
+_DELIVERY_SELECT = ", ".join(
+    f"CASE WHEN p.handler IS NULL THEN u.{name} ELSE {_UNCLAIMED[name]} END" if name in _UNCLAIMED else f"u.{name}"
+    for name, _ in DELIVERY_COLUMNS
+)
 
 _PG_STORE_AND_CLAIM = text(
     f"WITH e AS (INSERT INTO events ({names(EVENT_COLUMNS)}) SELECT * FROM {unnest(EVENT_COLUMNS)} "  # noqa: S608
     "ON CONFLICT DO NOTHING RETURNING id), "
-    f"d AS (INSERT INTO deliveries ({names(DELIVERY_COLUMNS)}) SELECT u.* FROM {unnest(DELIVERY_COLUMNS, 'd_')} "
-    f"AS u({names(DELIVERY_COLUMNS)}) WHERE u.event_id IN (SELECT id FROM e) ON CONFLICT DO NOTHING "
+    f"d AS (INSERT INTO deliveries ({names(DELIVERY_COLUMNS)}) SELECT {_DELIVERY_SELECT} "
+    f"FROM {unnest(DELIVERY_COLUMNS, 'd_')} AS u({names(DELIVERY_COLUMNS)}) "
+    "LEFT JOIN handler_pauses AS p ON p.handler = u.handler "
+    "WHERE u.event_id IN (SELECT id FROM e) ON CONFLICT DO NOTHING "
     "RETURNING id, event_id, handler, attempts, max_attempts) "
     "SELECT e.id, d.id, d.handler, d.attempts, d.max_attempts FROM e LEFT JOIN d ON d.event_id = e.id"
 )
 """Events, then the deliveries of those inserted now, in ONE statement (data-modifying CTEs):
-atomic even outside a transaction, so one round trip stores and claims. (Its text is built
+atomic even outside a transaction, so one round trip stores and claims. A paused handler's
+delivery is inserted unclaimed: the pause is checked in the same SQL that claims. (Its text is built
 from the constant column lists only; every value is a bound parameter.)"""
 
 _decode_envelope = msgspec.json.Decoder(IngestEnvelope).decode
@@ -127,6 +140,9 @@ class StoredEvent(msgspec.Struct, frozen=True):
 class Stored(msgspec.Struct, frozen=True):
     claimed: list[Claimed]
     """Deliveries of events first stored now: claimed in the same transaction."""
+    waiting: list[Claimed]
+    """Deliveries of events first stored now, inserted unclaimed (attempts 0): an ordered handler's, which
+    `workers.lease.claim` claims in key order, or a paused handler's."""
     events: dict[str, StoredEvent]
     """Those events, by id."""
     earlier: list[str]
@@ -159,7 +175,7 @@ def store_events(
     (attempt 1 counted, lease set), so storing and claiming cost one commit.
     """
     now = datetime.now(UTC)
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     planned: dict[str, list[dict[str, object]]] = {}
     matches: dict[str, list[HandlerSpec]] = {}
     for event in events:
@@ -171,43 +187,66 @@ def store_events(
         if matching:
             row["status"] = EventStatus.PROCESSING
         rows.append(row)
+        keys = _ordering_keys(row, matching)
         planned[event.id] = [
             {
                 "event_id": event.id,
                 "handler": spec.name,
                 "status": DeliveryStatus.PENDING,
-                "attempts": 0 if lease_until is None else 1,
+                "attempts": 0 if lease_until is None or spec.ordering_key else 1,
                 "max_attempts": spec.max_attempts or default_max_attempts,
-                "lease_until": lease_until,
-                "last_started_at": None if lease_until is None else now,
+                "lease_until": None if spec.ordering_key else lease_until,
+                "last_started_at": None if lease_until is None or spec.ordering_key else now,
                 "created_at": now,
                 "updated_at": now,
+                "ordering_key": keys.get(spec.name),
+                "ordering_sent_at": row["sent_at"] if spec.name in keys else None,
+                "ordering_received_at": row["received_at"] if spec.name in keys else None,
             }
             for spec in matching
         ]
     if not rows:
-        return Stored([], {}, [])
+        return Stored([], [], {}, [])
     inserted, fresh = _insert(session, rows, [d for ds in planned.values() for d in ds])
-    claimed = sorted(fresh, key=lambda c: c.id)
+    claimed = sorted((c for c in fresh if c.attempts), key=lambda c: c.id)
+    waiting = sorted((c for c in fresh if not c.attempts), key=lambda c: c.id)
     ids = [event.id for event in events]
     left = [event_id for event_id in ids if event_id not in inserted]
     earlier = list(session.scalars(select(EventRow.id).where(EventRow.id.in_(left)))) if left else []
-    stored = {
-        str(row["id"]): StoredEvent(
-            id=str(row["id"]),
-            source=str(row["source"]),
-            action=str(row["action"]),
-            sent_at=int(row["sent_at"]),  # type: ignore[call-overload]
-            received_at=row["received_at"],  # type: ignore[arg-type]
-            payload=str(row["payload"]),
-            request_id=str(row["request_id"]),
-            vendor_event_id=row["vendor_event_id"],  # type: ignore[arg-type]
-            headers=row["headers"],  # type: ignore[arg-type]
-        )
-        for row in rows
-        if row["id"] in inserted
-    }
-    return Stored(claimed, stored, [event_id for event_id in ids if event_id in set(earlier)])
+    stored = {str(row["id"]): _stored_event(row) for row in rows if row["id"] in inserted}
+    return Stored(claimed, waiting, stored, [event_id for event_id in ids if event_id in set(earlier)])
+
+
+def _ordering_keys(row: dict[str, Any], matching: Sequence[HandlerSpec]) -> dict[str, str]:
+    """Each ordered handler's key for this event, computed once as it is stored. A key function that
+    raises leaves the delivery without a key: it runs, and fails with that error (`workers.deliver`)."""
+    ordered = [spec for spec in matching if spec.ordering_key is not None]
+    if not ordered:
+        return {}
+    event = build_event(_stored_event(row), 0, "")
+    keys: dict[str, str] = {}
+    for spec in ordered:
+        try:
+            key = spec.key_of(event)
+        except Exception:  # noqa: BLE001, S112 - the delivery reports it when it runs
+            continue
+        if key is not None:
+            keys[spec.name] = key
+    return keys
+
+
+def _stored_event(row: dict[str, Any]) -> StoredEvent:
+    return StoredEvent(
+        id=str(row["id"]),
+        source=str(row["source"]),
+        action=str(row["action"]),
+        sent_at=int(row["sent_at"]),
+        received_at=row["received_at"],
+        payload=str(row["payload"]),
+        request_id=str(row["request_id"]),
+        vendor_event_id=row["vendor_event_id"],
+        headers=row["headers"],
+    )
 
 
 def _insert(
@@ -216,7 +255,8 @@ def _insert(
     """Insert events, then the deliveries of those inserted now; returns (ids inserted, deliveries inserted)."""
     if not postgres(session):
         inserted = _insert_events(session, rows)
-        return inserted, _insert_deliveries(session, [d for d in deliveries if d["event_id"] in inserted])
+        planned = [d for d in deliveries if d["event_id"] in inserted]
+        return inserted, _unclaim_paused(session, _insert_deliveries(session, planned))
     params = arrays(rows, EVENT_COLUMNS)
     params.update(arrays(deliveries, DELIVERY_COLUMNS, "d_"))
     inserted, claimed = set(), []
@@ -250,6 +290,24 @@ def _insert_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> list
     )
     result = session.execute(statement, list(rows))
     return [Claimed(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in result]
+
+
+def _unclaim_paused(session: Session, claimed: list[Claimed]) -> list[Claimed]:
+    """SQLite: a paused handler's deliveries just inserted claimed are made unclaimed, in the same transaction
+    (it holds SQLite's one write lock since the insert, so a pause committed before it is seen)."""
+    if not claimed:
+        return claimed
+    paused = set(session.scalars(select(HandlerPauseRow.handler)))
+    unclaim = [c.id for c in claimed if c.attempts and c.handler in paused]
+    if not unclaim:
+        return claimed
+    session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id.in_(unclaim))
+        .values(attempts=0, lease_until=None, last_started_at=None)
+    )
+    unclaimed = set(unclaim)
+    return [Claimed(c.id, c.event_id, c.handler, 0, c.max_attempts) if c.id in unclaimed else c for c in claimed]
 
 
 def open_deliveries(context: WorkerContext, event_ids: Sequence[str]) -> list[int]:
