@@ -13,7 +13,7 @@ import hashlib
 import importlib
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import EntryPoint, entry_points
@@ -93,6 +93,8 @@ class HandlerInfo(msgspec.Struct, frozen=True):
     skip_stale: bool = False
     payload: str | None = None
     """The `payload=` Struct's name."""
+    paused: bool = False
+    """Paused (`POST /v1/handlers/{name}/pause`): its deliveries wait."""
 
 
 class Registry:
@@ -207,7 +209,9 @@ class Registry:
             raise HandlerError(f"{origin}: import failed: {type(exc).__name__}: {exc}") from exc
         self._loaded_modules.add(module)
 
-    def describe(self, default_max_attempts: int, default_timeout: float) -> list[HandlerInfo]:
+    def describe(
+        self, default_max_attempts: int, default_timeout: float, paused: Collection[str] = ()
+    ) -> list[HandlerInfo]:
         return [
             HandlerInfo(
                 name=spec.name,
@@ -218,6 +222,7 @@ class Registry:
                 ordered=spec.ordering_key is not None,
                 skip_stale=spec.skip_stale,
                 payload=None if spec.payload is None else spec.payload.__name__,
+                paused=spec.name in paused,
             )
             for spec in self.all()
         ]
