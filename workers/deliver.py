@@ -41,6 +41,7 @@ from workers.store import StoredEvent
 
 log = structlog.get_logger("hookyard.deliver")
 
+
 class HandlerTimeout(Exception):
     """The handler ran past its time limit."""
 

@@ -77,9 +77,7 @@ _PG_RECORD_COMPLETE = text(
 _PG_STATUS = text("UPDATE events SET status = :status WHERE id = ANY(CAST(:ids AS varchar[]))")
 
 
-def record(
-    context: WorkerContext, outcomes: list[Outcome], complete: bool = False, mine: Collection[int] = ()
-) -> None:
+def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = False, mine: Collection[int] = ()) -> None:
     """Write outcomes and event statuses in one transaction, then count them, schedule retries and
     queue the next delivery of each ordering key closed now (`wake`; not those in `mine`, which the
     caller claims itself).

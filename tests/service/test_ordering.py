@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def test_one_location_runs_one_at_a_time_in_sent_at_order_while_others_run_in_pa
         (r for r in runs(record, "ordered") if r.event_id in {first, second, third}), key=lambda r: r.start
     )
     assert [r.event_id for r in location_7] == [first, second, third]
-    for earlier, later in zip(location_7, location_7[1:], strict=False):
+    for earlier, later in itertools.pairwise(location_7):
         assert earlier.end <= later.start, "two updates of one location overlapped"
     location_8 = [r for r in runs(record, "ordered") if r.event_id in set(others)]
     assert max(r.end for r in location_8) < location_7[0].end
@@ -92,7 +93,8 @@ def test_a_dead_delivery_no_longer_blocks_its_key(stack: tuple[Config, str, Path
     wait_for(lambda: delivery(config, after)[0] == "succeeded", timeout=60, what="the next update to run")
     status, attempts, error = delivery(config, doomed)
     assert (status, attempts) == ("dead", 1)
-    assert error is not None and "told to die" in error
+    assert error is not None
+    assert "told to die" in error
     assert event_status(config, doomed) == "failed"
 
 
@@ -102,9 +104,10 @@ def test_an_ordering_key_that_raises_fails_its_delivery_and_others_go_on(stack: 
     fine = post(base, "LOCATION:UPDATED", 4001, location_id=10)
     wait_for(lambda: delivery(config, fine)[0] == "succeeded", timeout=30, what="the good update")
     wait_for(lambda: delivery(config, keyless)[0] == "dead", timeout=30, what="the keyless update to give up")
-    status, attempts, error = delivery(config, keyless)
+    _status, attempts, error = delivery(config, keyless)
     assert attempts == 2  # retried like any failure (max_attempts=2), then dead
-    assert error is not None and error.startswith("KeyError: 'location_id'")
+    assert error is not None
+    assert error.startswith("KeyError: 'location_id'")
 
 
 def test_skip_stale_skips_an_update_older_than_one_already_applied(stack: tuple[Config, str, Path]) -> None:
@@ -114,9 +117,10 @@ def test_skip_stale_skips_an_update_older_than_one_already_applied(stack: tuple[
     older = post(base, "STOCK:CHANGED", 4000, sku="A-1", level=9)
     other_sku = post(base, "STOCK:CHANGED", 4000, sku="B-2", level=1)
     wait_for(lambda: delivery(config, older)[0] == "skipped", timeout=30, what="the stale update to be skipped")
-    status, attempts, error = delivery(config, older)
+    _status, attempts, error = delivery(config, older)
     assert attempts == 0
-    assert error is not None and error.startswith("stale:")
+    assert error is not None
+    assert error.startswith("stale:")
     assert event_status(config, older) == "processed"
     wait_for(lambda: delivery(config, other_sku)[0] == "succeeded", timeout=30, what="another key's older update")
     latest = post(base, "STOCK:CHANGED", 6000, sku="A-1", level=1)
