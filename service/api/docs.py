@@ -132,7 +132,7 @@ def document_ingest(openapi: OpenAPI) -> None:
             summary="Receive a signed webhook",
             description="Checks the source, client IP, signature (the headers of the source's scheme), "
             "size, content type and body, in that order, then queues the event. The body shown is a `gxm` "
-            'source\'s; a `format = "json"` source takes any JSON object, its action, id and time found by '
+            "source's; a `format = \"json\"` source takes any JSON object, its action, id and time found by "
             "the source's locators (CONTRACT section 7).",
             operation_id="IngestWebhook",
             parameters=[
