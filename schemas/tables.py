@@ -146,7 +146,7 @@ class DeliveryRow(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "handler"),
         # Ordering: "an earlier open delivery of this (handler, key)?" and skip_stale's "a later one succeeded?".
-        Index("ix_deliveries_ordering", "handler", "ordering_key", "ordering_sent_at"),
+        Index("ix_deliveries_ordering", "ordering_key", "handler", "ordering_sent_at"),
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
         # `GET /v1/deliveries` and the console's dead letters: keyset pages on (updated_at, id), newest first.
         Index("ix_deliveries_updated", "updated_at", "id"),

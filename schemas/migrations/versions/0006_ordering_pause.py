@@ -26,7 +26,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("ordering_key", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("ordering_sent_at", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("ordering_received_at", schemas.tables.UTCDateTime(timezone=True), nullable=True))
-        batch_op.create_index("ix_deliveries_ordering", ["handler", "ordering_key", "ordering_sent_at"], unique=False)
+        batch_op.create_index("ix_deliveries_ordering", ["ordering_key", "handler", "ordering_sent_at"], unique=False)
     op.create_table(
         "handler_pauses",
         sa.Column("handler", sa.String(length=200), nullable=False),
