@@ -28,16 +28,15 @@ import structlog
 from sqlalchemy import func, select
 
 from schemas.settings import HandlerSettings
-from schemas.tables import DeliveryRow, DeliveryStatus, EventRow
+from schemas.tables import DeliveryRow, DeliveryStatus
 from workers import lease, record
 from workers.context import WorkerContext
-from workers.event import Event, PermanentError, build_event
+from workers.event import Event, PermanentError, StoredLike, build_event
 from workers.lease import Claimed
 from workers.record import Outcome
 from workers.registry import HandlerSpec
 from workers.shared import logs, tracing
 from workers.shared.defaults import HANDLER_MISSING_RETRY_SECONDS
-from workers.store import StoredEvent
 
 log = structlog.get_logger("hookyard.deliver")
 
@@ -89,6 +88,22 @@ def run(context: WorkerContext, delivery_ids: Sequence[int]) -> list[Outcome]:
     return outcomes
 
 
+def run_stored(
+    context: WorkerContext,
+    waiting: Sequence[Claimed],
+    events: Mapping[str, StoredLike],
+    traces: Mapping[str, str] | None = None,
+) -> tuple[list[Outcome], list[int]]:
+    """The store job's deliveries inserted unclaimed (ordered or paused handlers): claim what may run (a
+    key's whole chain in this batch at once), run it, not recorded; returns the outcomes and the ids
+    left unclaimed. The events are the ones just stored, not read again."""
+    ids = [c.id for c in waiting]
+    claimed, known, lease_until = lease.claim(context, ids, events)
+    ran = run_group(context, claimed, known, lease_until, traces, stale=_stale(context, claimed))
+    got = {c.id for c in claimed}
+    return ran, [delivery_id for delivery_id in ids if delivery_id not in got]
+
+
 def _run_pass(context: WorkerContext, delivery_ids: list[int]) -> list[Outcome]:
     fresh, suspect = lease.partition(context, delivery_ids)
     outcomes: list[Outcome] = []
@@ -136,7 +151,7 @@ def _stale(context: WorkerContext, claimed: Sequence[Claimed]) -> dict[int, str]
 def run_group(
     context: WorkerContext,
     claimed: Sequence[Claimed],
-    events: Mapping[str, EventRow | StoredEvent],
+    events: Mapping[str, StoredLike],
     lease_until: datetime,
     traces: Mapping[str, str] | None = None,
     stale: Mapping[int, str] | None = None,
@@ -144,28 +159,39 @@ def run_group(
     """One after the other, noting which runs (`workers.progress`) and keeping the lease up; not recorded.
 
     `traces` maps an event id to the `traceparent` its delivery spans hang under (its store span);
-    `stale` the deliveries `skip_stale` skips (not run, attempt given back) to why.
+    `stale` the deliveries `skip_stale` skips (not run, attempt given back) to why. Deliveries of one
+    ordering key come in key order (`lease.in_key_order`); once one of them is left open (a retry),
+    the later ones of its key are given back uncharged, to be woken when it closes.
     """
     context.progress.claimed([(c.id, c.attempts) for c in claimed])
     outcomes: list[Outcome] = []
+    halted: set[tuple[str, str]] = set()
     for index, item in enumerate(claimed):
         if context.stopping.is_set():
             # A warm shutdown: hand the claims not yet started back, uncharged, for another worker.
             outcomes += [_uncharged(rest, None, datetime.now(UTC)) for rest in claimed[index:]]
             break
+        if item.key is not None and (item.handler, item.key) in halted:
+            outcomes.append(_uncharged(item, None, None))
+            continue
         if stale and item.id in stale:
             outcomes.append(_skipped(item, stale[item.id]))
             continue
         lease_until = lease.keep(context, claimed, claimed[index:], lease_until)
         context.progress.starting(index)
         outcome = attempt(context, item, events[item.event_id], (traces or {}).get(item.event_id, ""))
-        outcomes.append(outcome if item.key is None else msgspec.structs.replace(outcome, key=item.key))
+        if item.key is not None:
+            outcome = msgspec.structs.replace(outcome, key=item.key)
+            if outcome.status in DeliveryStatus.OPEN:
+                halted.add((item.handler, item.key))
+        outcomes.append(outcome)
     context.progress.finished()
     return outcomes
 
 
-def _uncharged(item: Claimed, error: str | None, due: datetime) -> Outcome:
-    """An attempt that never really ran: its count is given back and the delivery stays open, due at `due`."""
+def _uncharged(item: Claimed, error: str | None, due: datetime | None) -> Outcome:
+    """An attempt that never really ran: its count is given back and the delivery stays open, queued again at
+    `due` (`None`: not queued; the end of the delivery before it in its key queues it, `record.wake`)."""
     return Outcome(
         item.id,
         item.event_id,
@@ -195,7 +221,7 @@ def _skipped(item: Claimed, why: str) -> Outcome:
     )
 
 
-def attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent, trace: str = "") -> Outcome:
+def attempt(context: WorkerContext, item: Claimed, event: StoredLike, trace: str = "") -> Outcome:
     """Run one claimed delivery's handler and say what came of it; never raises for the handler.
 
     Every log line meanwhile (the handler's own, through logging, included) carries the event and
@@ -216,7 +242,7 @@ def attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent
             return outcome
 
 
-def _attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent) -> Outcome:
+def _attempt(context: WorkerContext, item: Claimed, event: StoredLike) -> Outcome:
     bound = log.bind(event_id=item.event_id, request_id=event.request_id, handler=item.handler, attempt=item.attempts)
     if item.attempts > item.max_attempts:
         died = f"attempt {item.attempts - 1} never finished: the worker died while running it"

@@ -52,12 +52,15 @@ def store_batch(events: list[Any]) -> int:
             request_ids=[e.request_id for e in queued[:20]],
         )
         outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces)
-        waiting = {c.event_id for c in stored.waiting}  # their events are not complete yet
-        complete = [o for o in outcomes if o.event_id not in waiting]
-        context.with_database(record.record, context, complete, complete=True)
-        context.with_database(record.record, context, [o for o in outcomes if o.event_id in waiting])
-        if stored.waiting:  # ordered or paused handlers' deliveries: claimed in key order, pass by pass
-            context.with_database(deliver.run, context, [c.id for c in stored.waiting])
+        left: list[int] = []
+        if stored.waiting:  # ordered or paused handlers' deliveries: claimed now, each key's chain in order
+            ran, left = context.with_database(deliver.run_stored, context, stored.waiting, stored.events, traces)
+            outcomes += ran
+        incomplete = {c.event_id for c in stored.waiting if c.id in set(left)}
+        context.with_database(record.record, context, [o for o in outcomes if o.event_id not in incomplete], True)
+        context.with_database(record.record, context, [o for o in outcomes if o.event_id in incomplete])
+        if left:  # blocked by another job's delivery of their key: its end queues them; else try once more
+            context.with_database(deliver.run, context, left)
         if stored.earlier:  # this job ran before (its worker died): finish what that run left open
             delivery_ids = context.with_database(store.open_deliveries, context, stored.earlier)
             context.with_database(deliver.run, context, delivery_ids)

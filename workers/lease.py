@@ -16,16 +16,18 @@ back the claims a dead process never started.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, text, true, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, HandlerPauseRow
+from workers.batch_sql import postgres
 from workers.context import WorkerContext
+from workers.event import StoredLike
 from workers.shared.defaults import LEASE_GRACE_SECONDS, STALE_PENDING_SECONDS, SWEEP_LIMIT
 
 
@@ -40,24 +42,40 @@ class Claimed(msgspec.Struct, frozen=True):
     key: str | None = None
     """Its `ordering_key` (claimed by `claim`; the store job's claims have none: their handlers are unordered)."""
     sent_at: int | None = None
-    """The event's `sent_at`, with `key`: what `skip_stale` compares."""
+    """The event's `sent_at`, with `key`: what `skip_stale` compares and key order follows."""
+    received_at: datetime | None = None
 
 
-def claimable() -> ColumnElement[bool]:
-    """A delivery may start: its handler is not paused and no earlier open delivery holds its ordering key.
+def claimable(now: datetime, claiming: Sequence[int] = ()) -> ColumnElement[bool]:
+    """A delivery may start: its handler is not paused and its ordering key is free.
 
-    "Earlier" is (`sent_at`, `received_at`, id); a dead, skipped or succeeded one no longer blocks.
-    One `NOT EXISTS` over `ix_deliveries_ordering`, so a batch is one query whatever its size.
+    A key is free for a delivery when no other open delivery of its (handler, key) is running (leased)
+    and every earlier one — (`sent_at`, `received_at`, id) — is closed, or is claimed by this same
+    statement (`claiming`, and itself unleased and due): one job then runs that chain in order, so a
+    batch holding several updates of one key claims them in one statement, not one pass each. A dead,
+    skipped or succeeded delivery no longer blocks. One `NOT EXISTS` over `ix_deliveries_ordering`.
     """
-    earlier = aliased(DeliveryRow)
+    other = aliased(DeliveryRow)
+    claimed_with_it = and_(
+        other.id.in_(claiming),
+        or_(other.lease_until.is_(None), other.lease_until < now),
+        or_(other.next_attempt_at.is_(None), other.next_attempt_at <= now),
+    )
     blocker = (
-        select(earlier.id)
+        select(other.id)
         .where(
-            earlier.handler == DeliveryRow.handler,
-            earlier.ordering_key == DeliveryRow.ordering_key,
-            earlier.status.in_(DeliveryStatus.OPEN),
-            tuple_(earlier.ordering_sent_at, earlier.ordering_received_at, earlier.id)
-            < tuple_(DeliveryRow.ordering_sent_at, DeliveryRow.ordering_received_at, DeliveryRow.id),
+            other.ordering_key == DeliveryRow.ordering_key,
+            other.handler == DeliveryRow.handler,
+            other.status.in_(DeliveryStatus.OPEN),
+            other.id != DeliveryRow.id,
+            or_(
+                other.lease_until >= now,
+                and_(
+                    tuple_(other.ordering_sent_at, other.ordering_received_at, other.id)
+                    < tuple_(DeliveryRow.ordering_sent_at, DeliveryRow.ordering_received_at, DeliveryRow.id),
+                    ~claimed_with_it if claiming else true(),
+                ),
+            ),
         )
         .correlate(DeliveryRow)
     )
@@ -65,6 +83,20 @@ def claimable() -> ColumnElement[bool]:
         DeliveryRow.handler.not_in(select(HandlerPauseRow.handler)),
         or_(DeliveryRow.ordering_key.is_(None), ~blocker.exists()),
     )
+
+
+def in_key_order(claimed: Sequence[Claimed]) -> list[Claimed]:
+    """Unordered deliveries by id, then each key's in (`sent_at`, `received_at`, id) order."""
+    return sorted(claimed, key=lambda c: (c.key is not None, c.sent_at or 0, c.received_at or _EPOCH, c.id))
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_KEY_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(hashtext(h)) FROM (SELECT h FROM unnest(CAST(:handlers AS text[])) AS h ORDER BY h) s"
+)
+"""PostgreSQL: claims of one ordered handler take turns, so each sees the leases the one before committed
+(READ COMMITTED gives the next statement a fresh snapshot); without it two workers could each claim one
+delivery of the same key at once."""
 
 
 def handler_timeout(context: WorkerContext, handler: str) -> float:
@@ -104,19 +136,27 @@ def partition(context: WorkerContext, delivery_ids: Sequence[int]) -> tuple[list
     return fresh, suspect
 
 
-def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed], dict[str, EventRow], datetime]:
-    """Claim the due, unleased ones among `delivery_ids`; returns them, their events and the lease's end.
+def claim(
+    context: WorkerContext, delivery_ids: list[int], known: Mapping[str, StoredLike] | None = None
+) -> tuple[list[Claimed], dict[str, StoredLike], datetime]:
+    """Claim the due, unleased ones among `delivery_ids`; returns them (`in_key_order`), their events and
+    the lease's end. `known`: events the caller holds already (the store job's), not read again.
 
     The `UPDATE ... RETURNING` is the claim: only one worker's update finds a
     delivery open, due and unleased, so a delivery queued twice runs once. The
-    same statement leaves a paused handler's deliveries and those waiting for an
-    earlier one of their ordering key (`claimable`).
+    same statement leaves a paused handler's deliveries and those waiting for
+    their ordering key (`claimable`).
     """
     now = datetime.now(UTC)
     with context.sessions() as session:
-        handlers = list(session.scalars(select(DeliveryRow.handler).where(DeliveryRow.id.in_(delivery_ids))))
-    lease = timedelta(seconds=lease_seconds(context, handlers))
+        planned = session.execute(
+            select(DeliveryRow.handler, DeliveryRow.ordering_key).where(DeliveryRow.id.in_(delivery_ids))
+        ).all()
+    lease = timedelta(seconds=lease_seconds(context, [row.handler for row in planned]))
+    ordered = sorted({row.handler for row in planned if row.ordering_key is not None})
     with context.connections.transaction() as session:
+        if ordered and postgres(session):
+            session.execute(_KEY_LOCKS, {"handlers": ordered})
         claimed_rows = session.execute(
             update(DeliveryRow)
             .where(
@@ -124,7 +164,7 @@ def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed
                 DeliveryRow.status.in_(DeliveryStatus.OPEN),
                 or_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.next_attempt_at <= now),
                 or_(DeliveryRow.lease_until.is_(None), DeliveryRow.lease_until < now),
-                claimable(),
+                claimable(now, delivery_ids if ordered else ()),
             )
             .values(
                 attempts=DeliveryRow.attempts + 1,
@@ -140,21 +180,29 @@ def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed
                 DeliveryRow.max_attempts,
                 DeliveryRow.ordering_key,
                 DeliveryRow.ordering_sent_at,
+                DeliveryRow.ordering_received_at,
             )
         ).all()
-        claimed = sorted(
-            (
-                Claimed(r.id, r.event_id, r.handler, r.attempts, r.max_attempts, r.ordering_key, r.ordering_sent_at)
+        claimed = in_key_order(
+            [
+                Claimed(
+                    r.id,
+                    r.event_id,
+                    r.handler,
+                    r.attempts,
+                    r.max_attempts,
+                    r.ordering_key,
+                    r.ordering_sent_at,
+                    r.ordering_received_at,
+                )
                 for r in claimed_rows
-            ),
-            key=lambda c: c.id,
+            ]
         )
-        event_ids = {c.event_id for c in claimed}
-        events = (
-            {row.id: row for row in session.scalars(select(EventRow).where(EventRow.id.in_(event_ids)))}
-            if event_ids
-            else {}
-        )
+        known = known or {}
+        events: dict[str, StoredLike] = {c.event_id: known[c.event_id] for c in claimed if c.event_id in known}
+        missing = {c.event_id for c in claimed} - set(events)
+        if missing:
+            events.update({row.id: row for row in session.scalars(select(EventRow).where(EventRow.id.in_(missing)))})
     return claimed, events, now + lease
 
 
@@ -206,7 +254,7 @@ def find_stranded(context: WorkerContext, limit: int = SWEEP_LIMIT) -> list[int]
                             DeliveryRow.next_attempt_at < late,
                         ),
                     ),
-                    claimable(),
+                    claimable(now),
                 )
                 .order_by(DeliveryRow.id)
                 .limit(limit)
