@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,6 +119,11 @@ class EventRow(Base):
     )
 
 
+ORDERING_OPEN = "ordering_key IS NOT NULL AND status IN ('pending', 'retrying')"
+ORDERING_SUCCEEDED = "ordering_key IS NOT NULL AND status = 'succeeded'"
+"""The predicates of the two partial ordering indexes, written once: queries use them verbatim."""
+
+
 class DeliveryRow(Base):
     __tablename__ = "deliveries"
 
@@ -145,8 +151,25 @@ class DeliveryRow(Base):
 
     __table_args__ = (
         UniqueConstraint("event_id", "handler"),
-        # Ordering: "an earlier open delivery of this (handler, key)?" and skip_stale's "a later one succeeded?".
-        Index("ix_deliveries_ordering", "ordering_key", "handler", "ordering_sent_at"),
+        # Ordering (partial, so neither grows with the history of a key): "an earlier or running open
+        # delivery of this (handler, key)?" and skip_stale's "a later one succeeded?". Queries repeat the
+        # predicates literally (`workers.lease`), so both engines can prove they may use them.
+        Index(
+            "ix_deliveries_ordering_open",
+            "ordering_key",
+            "handler",
+            "ordering_sent_at",
+            postgresql_where=text(ORDERING_OPEN),
+            sqlite_where=text(ORDERING_OPEN),
+        ),
+        Index(
+            "ix_deliveries_ordering_succeeded",
+            "ordering_key",
+            "handler",
+            "ordering_sent_at",
+            postgresql_where=text(ORDERING_SUCCEEDED),
+            sqlite_where=text(ORDERING_SUCCEEDED),
+        ),
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
         # `GET /v1/deliveries` and the console's dead letters: keyset pages on (updated_at, id), newest first.
         Index("ix_deliveries_updated", "updated_at", "id"),

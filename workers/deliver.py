@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 
 from schemas.settings import HandlerSettings
 from schemas.tables import DeliveryRow, DeliveryStatus
@@ -99,7 +99,7 @@ def run_stored(
     left unclaimed. The events are the ones just stored, not read again."""
     ids = [c.id for c in waiting]
     claimed, known, lease_until = lease.claim(context, ids, events)
-    ran = run_group(context, claimed, known, lease_until, traces, stale=_stale(context, claimed))
+    ran = run_group(context, claimed, known, lease_until, traces, stale=stale_of(context, claimed))
     got = {c.id for c in claimed}
     return ran, [delivery_id for delivery_id in ids if delivery_id not in got]
 
@@ -111,14 +111,14 @@ def _run_pass(context: WorkerContext, delivery_ids: list[int]) -> list[Outcome]:
         if not group:
             continue
         claimed, events, lease_until = lease.claim(context, group)
-        ran = run_group(context, claimed, events, lease_until, stale=_stale(context, claimed))
+        ran = run_group(context, claimed, events, lease_until, stale=stale_of(context, claimed))
         mine = set(delivery_ids) - {outcome.delivery_id for outcome in ran}
         record.record(context, ran, mine=mine)
         outcomes += ran
     return outcomes
 
 
-def _stale(context: WorkerContext, claimed: Sequence[Claimed]) -> dict[int, str]:
+def stale_of(context: WorkerContext, claimed: Sequence[Claimed]) -> dict[int, str]:
     """`skip_stale`: the claimed deliveries whose key already has a success with a later `sent_at`, and why.
 
     One query for the batch (`ix_deliveries_ordering`)."""
@@ -132,9 +132,10 @@ def _stale(context: WorkerContext, claimed: Sequence[Claimed]) -> dict[int, str]
             for handler, key, sent_at in session.execute(
                 select(DeliveryRow.handler, DeliveryRow.ordering_key, func.max(DeliveryRow.ordering_sent_at))
                 .where(
-                    DeliveryRow.handler.in_({c.handler for c in keyed}),
+                    DeliveryRow.ordering_key.is_not(None),
+                    DeliveryRow.status == literal_column("'succeeded'"),  # literal: the partial index applies
                     DeliveryRow.ordering_key.in_({c.key for c in keyed}),
-                    DeliveryRow.status == DeliveryStatus.SUCCEEDED,
+                    DeliveryRow.handler.in_({c.handler for c in keyed}),
                 )
                 .group_by(DeliveryRow.handler, DeliveryRow.ordering_key)
             )

@@ -51,7 +51,8 @@ def store_batch(events: list[Any]) -> int:
             event_ids=[e.id for e in queued[:20]],
             request_ids=[e.request_id for e in queued[:20]],
         )
-        outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces)
+        stale = context.with_database(deliver.stale_of, context, stored.claimed)  # skip_stale; no query without
+        outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces, stale)
         left: list[int] = []
         if stored.waiting:  # ordered or paused handlers' deliveries: claimed now, each key's chain in order
             ran, left = context.with_database(deliver.run_stored, context, stored.waiting, stored.events, traces)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, text, true, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, literal_column, or_, select, text, true, tuple_, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, HandlerPauseRow
 from workers.batch_sql import postgres
@@ -64,9 +65,9 @@ def claimable(now: datetime, claiming: Sequence[int] = ()) -> ColumnElement[bool
     blocker = (
         select(other.id)
         .where(
+            open_keyed(other),
             other.ordering_key == DeliveryRow.ordering_key,
             other.handler == DeliveryRow.handler,
-            other.status.in_(DeliveryStatus.OPEN),
             other.id != DeliveryRow.id,
             or_(
                 other.lease_until >= now,
@@ -82,6 +83,20 @@ def claimable(now: datetime, claiming: Sequence[int] = ()) -> ColumnElement[bool
     return and_(
         DeliveryRow.handler.not_in(select(HandlerPauseRow.handler)),
         or_(DeliveryRow.ordering_key.is_(None), ~blocker.exists()),
+    )
+
+
+def lock_keys(session: Session, handlers: Sequence[str]) -> None:
+    """PostgreSQL: take the ordered handlers' key locks for this transaction (`_KEY_LOCKS`)."""
+    if handlers and postgres(session):
+        session.execute(_KEY_LOCKS, {"handlers": sorted(handlers)})
+
+
+def open_keyed(row: type[DeliveryRow] | Any) -> ColumnElement[bool]:
+    """`ORDERING_OPEN` for `row` (the table or an alias), rendered literally so the partial index applies."""
+    return and_(
+        row.ordering_key.is_not(None),
+        row.status.in_([literal_column("'pending'"), literal_column("'retrying'")]),
     )
 
 
@@ -155,8 +170,7 @@ def claim(
     lease = timedelta(seconds=lease_seconds(context, [row.handler for row in planned]))
     ordered = sorted({row.handler for row in planned if row.ordering_key is not None})
     with context.connections.transaction() as session:
-        if ordered and postgres(session):
-            session.execute(_KEY_LOCKS, {"handlers": ordered})
+        lock_keys(session, ordered)
         claimed_rows = session.execute(
             update(DeliveryRow)
             .where(

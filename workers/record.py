@@ -22,6 +22,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
 from workers.handler_metrics import record_outcomes
+from workers.lease import open_keyed
 from workers.shared.defaults import MAX_ERROR_CHARS
 
 
@@ -142,9 +143,9 @@ def wake(context: WorkerContext, closed: Sequence[Outcome], mine: Collection[int
             .label("rank"),
         )
         .where(
-            DeliveryRow.handler.in_({handler for handler, _ in pairs}),
+            open_keyed(DeliveryRow),
             DeliveryRow.ordering_key.in_({key for _, key in pairs}),
-            DeliveryRow.status.in_(DeliveryStatus.OPEN),
+            DeliveryRow.handler.in_({handler for handler, _ in pairs}),
         )
         .subquery()
     )

@@ -25,7 +25,7 @@ from schemas.wire import IngestEnvelope, QueuedEvent
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
 from workers.event import build_event
-from workers.lease import Claimed, new_lease
+from workers.lease import Claimed, in_key_order, lock_keys, new_lease
 from workers.registry import HandlerSpec, Registry
 
 EVENT_COLUMNS: Columns = (
@@ -62,9 +62,17 @@ DELIVERY_COLUMNS: Columns = (
 )
 """The columns a planned delivery is inserted with."""
 _UNCLAIMED = {"attempts": "0", "lease_until": "NULL", "last_started_at": "NULL"}
-"""What a delivery inserted unclaimed has instead (its handler is paused): `workers.lease` claims it later."""
+"""What a delivery inserted unclaimed has instead: `workers.lease` claims it later."""
+_CLAIMABLE = (
+    "p.handler IS NULL AND (u.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS o "
+    "WHERE o.ordering_key = u.ordering_key AND o.handler = u.handler AND o.ordering_key IS NOT NULL "
+    "AND o.status IN ('pending', 'retrying')))"
+)
+"""Claimed as stored: its handler is not paused and no open delivery of its (handler, key) is stored already
+(this batch's are not seen: the job runs each key's chain of the batch in order). The statement runs after
+the handlers' key locks (`workers.lease`), so it sees every claim of those keys committed before."""
 _DELIVERY_SELECT = ", ".join(
-    f"CASE WHEN p.handler IS NULL THEN u.{name} ELSE {_UNCLAIMED[name]} END" if name in _UNCLAIMED else f"u.{name}"
+    f"CASE WHEN u.claim THEN u.{name} ELSE {_UNCLAIMED[name]} END" if name in _UNCLAIMED else f"u.{name}"
     for name, _ in DELIVERY_COLUMNS
 )
 
@@ -72,11 +80,12 @@ _PG_STORE_AND_CLAIM = text(
     f"WITH e AS (INSERT INTO events ({names(EVENT_COLUMNS)}) SELECT * FROM {unnest(EVENT_COLUMNS)} "  # noqa: S608
     "ON CONFLICT DO NOTHING RETURNING id), "
     f"d AS (INSERT INTO deliveries ({names(DELIVERY_COLUMNS)}) SELECT {_DELIVERY_SELECT} "
-    f"FROM {unnest(DELIVERY_COLUMNS, 'd_')} AS u({names(DELIVERY_COLUMNS)}) "
+    f"FROM (SELECT u.*, {_CLAIMABLE} AS claim FROM {unnest(DELIVERY_COLUMNS, 'd_')} AS u({names(DELIVERY_COLUMNS)}) "
     "LEFT JOIN handler_pauses AS p ON p.handler = u.handler "
-    "WHERE u.event_id IN (SELECT id FROM e) ON CONFLICT DO NOTHING "
-    "RETURNING id, event_id, handler, attempts, max_attempts) "
-    "SELECT e.id, d.id, d.handler, d.attempts, d.max_attempts FROM e LEFT JOIN d ON d.event_id = e.id"
+    "WHERE u.event_id IN (SELECT id FROM e)) AS u ON CONFLICT DO NOTHING "
+    "RETURNING id, event_id, handler, attempts, max_attempts, ordering_key, ordering_sent_at, ordering_received_at) "
+    "SELECT e.id, d.id, d.handler, d.attempts, d.max_attempts, d.ordering_key, d.ordering_sent_at, "
+    "d.ordering_received_at FROM e LEFT JOIN d ON d.event_id = e.id"
 )
 """Events, then the deliveries of those inserted now, in ONE statement (data-modifying CTEs):
 atomic even outside a transaction, so one round trip stores and claims. A paused handler's
@@ -157,8 +166,13 @@ def store_and_claim(context: WorkerContext, events: Sequence[QueuedEvent]) -> tu
     stores an already expired lease.
     """
     lease_until = new_lease(context, datetime.now(UTC))
-    with context.connections.one_statement() as session:  # `_insert` is one statement on PostgreSQL
-        settings = context.settings.handlers
+    settings = context.settings.handlers
+    if not any(spec.ordering_key for spec in context.registry.all()):
+        with context.connections.one_statement() as session:  # `_insert` is one statement on PostgreSQL
+            return store_events(
+                session, events, context.registry, settings.default_max_attempts, lease_until
+            ), lease_until
+    with context.connections.transaction() as session:  # ordered handlers: their key locks, then the insert
         return store_events(session, events, context.registry, settings.default_max_attempts, lease_until), lease_until
 
 
@@ -175,6 +189,7 @@ def store_events(
     (attempt 1 counted, lease set), so storing and claiming cost one commit.
     """
     now = datetime.now(UTC)
+    pg = postgres(session)  # PostgreSQL claims keyed deliveries as it inserts them; SQLite claims them after
     rows: list[dict[str, Any]] = []
     planned: dict[str, list[dict[str, object]]] = {}
     matches: dict[str, list[HandlerSpec]] = {}
@@ -193,10 +208,10 @@ def store_events(
                 "event_id": event.id,
                 "handler": spec.name,
                 "status": DeliveryStatus.PENDING,
-                "attempts": 0 if lease_until is None or spec.ordering_key else 1,
+                "attempts": 0 if lease_until is None or (spec.name in keys and not pg) else 1,
                 "max_attempts": spec.max_attempts or default_max_attempts,
-                "lease_until": None if spec.ordering_key else lease_until,
-                "last_started_at": None if lease_until is None or spec.ordering_key else now,
+                "lease_until": None if spec.name in keys and not pg else lease_until,
+                "last_started_at": None if lease_until is None or (spec.name in keys and not pg) else now,
                 "created_at": now,
                 "updated_at": now,
                 "ordering_key": keys.get(spec.name),
@@ -207,8 +222,12 @@ def store_events(
         ]
     if not rows:
         return Stored([], [], {}, [])
-    inserted, fresh = _insert(session, rows, [d for ds in planned.values() for d in ds])
-    claimed = sorted((c for c in fresh if c.attempts), key=lambda c: c.id)
+    deliveries = [d for ds in planned.values() for d in ds]
+    pg = postgres(session)
+    if pg and lease_until is not None:
+        lock_keys(session, sorted({str(d["handler"]) for d in deliveries if d["ordering_key"] is not None}))
+    inserted, fresh = _insert(session, rows, deliveries)
+    claimed = in_key_order([c for c in fresh if c.attempts])
     waiting = sorted((c for c in fresh if not c.attempts), key=lambda c: c.id)
     ids = [event.id for event in events]
     left = [event_id for event_id in ids if event_id not in inserted]
@@ -260,10 +279,23 @@ def _insert(
     params = arrays(rows, EVENT_COLUMNS)
     params.update(arrays(deliveries, DELIVERY_COLUMNS, "d_"))
     inserted, claimed = set(), []
-    for event_id, delivery_id, handler, attempts, max_attempts in session.execute(_PG_STORE_AND_CLAIM, params):
+    for event_id, delivery_id, handler, attempts, max_attempts, key, sent_at, received_at in session.execute(
+        _PG_STORE_AND_CLAIM, params
+    ):
         inserted.add(str(event_id))
         if delivery_id is not None:
-            claimed.append(Claimed(int(delivery_id), str(event_id), str(handler), int(attempts), int(max_attempts)))
+            claimed.append(
+                Claimed(
+                    int(delivery_id),
+                    str(event_id),
+                    str(handler),
+                    int(attempts),
+                    int(max_attempts),
+                    key,
+                    sent_at,
+                    received_at,
+                )
+            )
     return inserted, claimed
 
 
