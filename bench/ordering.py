@@ -14,14 +14,13 @@ import time
 import uuid
 
 import msgspec
-from sqlalchemy import create_engine, func, select
 
 from bench.context import Context, Measured
 from bench.databases import database, write_config
+from bench.drain import drained
 from bench.procs import Stack, hookyard, hookyard_env, stack_in
 from bench.report import Row, at_most, median
 from schemas.ids import new_event_id
-from schemas.tables import DeliveryRow, DeliveryStatus, EventRow
 from schemas.wire import QueuedEvent
 from service.embedded_redis import free_port
 from service.ingest.enqueue import ENQUEUE_LUA, script_args
@@ -95,20 +94,10 @@ def drain(ctx: Context, stack: Stack, kind: str, ordered: bool, events: int) -> 
             raise RuntimeError(f"worker did not finish draining:\n{proc.tail()}")
         stack.stop(proc)
         wall = time.perf_counter() - started
-        engine = create_engine(db_url)
-        try:
-            with engine.connect() as conn:
-                stored = conn.execute(select(func.count()).select_from(EventRow)).scalar_one()
-                succeeded = conn.execute(
-                    select(func.count()).where(DeliveryRow.status == DeliveryStatus.SUCCEEDED)
-                ).scalar_one()
-                first = conn.execute(select(func.min(EventRow.stored_at))).scalar_one()
-                last = conn.execute(select(func.max(DeliveryRow.updated_at))).scalar_one()
-        finally:
-            engine.dispose()
+        stored, succeeded, span = drained(db_url)
     if stored != events or succeeded != events:
         raise RuntimeError(f"ordering drain lost work: {events} queued, {stored} stored, {succeeded} succeeded")
-    return OrderingRun(kind, ordered, events, (last - first).total_seconds(), wall)
+    return OrderingRun(kind, ordered, events, span, wall)
 
 
 def measure(ctx: Context) -> Measured:
