@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,10 @@ def test_a_paused_handler_waits_uncharged_and_runs_on_resume(
     assert paused.status_code == 204
     assert handlers(base)["typed"]["paused"] is True
     assert handlers(base)["ordered"]["paused"] is False
+    listed = subprocess.run(
+        [sys.executable, "-m", "service.cli", "handlers", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert {h["name"]: h["paused"] for h in json.loads(listed.stdout)}["typed"] is True
 
     waiting = [post(base, "COMPANY:CREATED", 1000 + n, company_id=n) for n in range(5)]
     # Another handler's event, sent after them, runs: the worker has seen the paused ones too.
