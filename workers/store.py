@@ -80,17 +80,19 @@ _PG_STORE_AND_CLAIM = text(
     f"WITH e AS (INSERT INTO events ({names(EVENT_COLUMNS)}) SELECT * FROM {unnest(EVENT_COLUMNS)} "  # noqa: S608
     "ON CONFLICT DO NOTHING RETURNING id), "
     f"d AS (INSERT INTO deliveries ({names(DELIVERY_COLUMNS)}) SELECT {_DELIVERY_SELECT} "
-    f"FROM (SELECT u.*, {_CLAIMABLE} AS claim FROM {unnest(DELIVERY_COLUMNS, 'd_')} AS u({names(DELIVERY_COLUMNS)}) "
-    "LEFT JOIN handler_pauses AS p ON p.handler = u.handler "
-    "WHERE u.event_id IN (SELECT id FROM e)) AS u ON CONFLICT DO NOTHING "
+    f"FROM (SELECT u.*, {_CLAIMABLE} AS claim FROM {unnest(DELIVERY_COLUMNS, 'd_')} WITH ORDINALITY "
+    f"AS u({names(DELIVERY_COLUMNS)}, n) LEFT JOIN handler_pauses AS p ON p.handler = u.handler "
+    "WHERE u.event_id IN (SELECT id FROM e)) AS u ORDER BY u.n ON CONFLICT DO NOTHING "
     "RETURNING id, event_id, handler, attempts, max_attempts, ordering_key, ordering_sent_at, ordering_received_at) "
     "SELECT e.id, d.id, d.handler, d.attempts, d.max_attempts, d.ordering_key, d.ordering_sent_at, "
     "d.ordering_received_at FROM e LEFT JOIN d ON d.event_id = e.id"
 )
 """Events, then the deliveries of those inserted now, in ONE statement (data-modifying CTEs):
 atomic even outside a transaction, so one round trip stores and claims. A paused handler's
-delivery is inserted unclaimed: the pause is checked in the same SQL that claims. (Its text is built
-from the constant column lists only; every value is a bound parameter.)"""
+delivery is inserted unclaimed: the pause is checked in the same SQL that claims. Deliveries get their
+ids in batch order (`ORDER BY` the array position: the joins may reorder rows), which the crash
+attribution relies on (`workers.lease.partition`). (Its text is built from the constant column lists
+only; every value is a bound parameter.)"""
 
 _decode_envelope = msgspec.json.Decoder(IngestEnvelope).decode
 _encode_headers = msgspec.json.Encoder().encode
