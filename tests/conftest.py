@@ -223,7 +223,11 @@ def make_config(tmp_path: Path, redis_url: str, database_url: str) -> ConfigFact
                 "retry_max_seconds": 0.2,
                 "timeout_seconds": 5,
             },
-            "worker": {"heartbeat_seconds": 1, "maintenance_seconds": 2},
+            "worker": {
+                "heartbeat_seconds": 1,
+                "maintenance_seconds": 2,
+                "heartbeat_path": str(tmp_path / "worker-heartbeat"),
+            },
             "log": {"format": "console", "level": "warning"},
         }
         for name, values in sections.items():

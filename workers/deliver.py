@@ -3,7 +3,8 @@
 A group of deliveries claimed together (`workers.lease`) runs in id order in
 the worker process. Before each one the worker notes which it is starting
 (`workers.progress`, so if a handler kills the process only that one is
-charged) and renews the group's lease if the next handler could outlive it.
+charged); the worker's heartbeat keeps the group's leases until their
+outcomes are recorded (`workers.lease.renew`).
 A handler's exception or time-out is data, never our crash: it becomes that
 delivery's `Outcome` (retry with backoff, or `dead` after `max_attempts` or
 at once on `PermanentError`) and the next delivery runs as if nothing
@@ -98,8 +99,8 @@ def run_stored(
     key's whole chain in this batch at once), run it, not recorded; returns the outcomes and the ids
     left unclaimed. The events are the ones just stored, not read again."""
     ids = [c.id for c in waiting]
-    claimed, known, lease_until = lease.claim(context, ids, events)
-    ran = run_group(context, claimed, known, lease_until, traces, stale=stale_of(context, claimed))
+    claimed, known = lease.claim(context, ids, events)
+    ran = run_group(context, claimed, known, traces, stale=stale_of(context, claimed))
     got = {c.id for c in claimed}
     return ran, [delivery_id for delivery_id in ids if delivery_id not in got]
 
@@ -110,8 +111,8 @@ def _run_pass(context: WorkerContext, delivery_ids: list[int]) -> list[Outcome]:
     for group in [fresh, *([delivery_id] for delivery_id in suspect)]:
         if not group:
             continue
-        claimed, events, lease_until = lease.claim(context, group)
-        ran = run_group(context, claimed, events, lease_until, stale=stale_of(context, claimed))
+        claimed, events = lease.claim(context, group)
+        ran = run_group(context, claimed, events, stale=stale_of(context, claimed))
         mine = set(delivery_ids) - {outcome.delivery_id for outcome in ran}
         record.record(context, ran, mine=mine)
         outcomes += ran
@@ -153,11 +154,10 @@ def run_group(
     context: WorkerContext,
     claimed: Sequence[Claimed],
     events: Mapping[str, StoredLike],
-    lease_until: datetime,
     traces: Mapping[str, str] | None = None,
     stale: Mapping[int, str] | None = None,
 ) -> list[Outcome]:
-    """One after the other, noting which runs (`workers.progress`) and keeping the lease up; not recorded.
+    """One after the other, noting which runs (`workers.progress`); not recorded (the heartbeat keeps the leases).
 
     `traces` maps an event id to the `traceparent` its delivery spans hang under (its store span);
     `stale` the deliveries `skip_stale` skips (not run, attempt given back) to why. Deliveries of one
@@ -178,7 +178,6 @@ def run_group(
         if stale and item.id in stale:
             outcomes.append(_skipped(item, stale[item.id]))
             continue
-        lease_until = lease.keep(context, claimed, claimed[index:], lease_until)
         context.progress.starting(index)
         outcome = attempt(context, item, events[item.event_id], (traces or {}).get(item.event_id, ""))
         if item.key is not None:

@@ -3,9 +3,10 @@
 - `store_batch(events)`: written by ingest's Lua script (one job per group
   commit): store the events with their deliveries claimed (`workers.store`),
   run them at once in-process (`workers.deliver`), record the outcomes
-  (`workers.record`). Two commits per batch, handlers between; deliveries of
-  ordered or paused handlers are stored unclaimed and then claimed the usual
-  way (`deliver.run`), in key order.
+  (`workers.record`). Two commits per batch, handlers between; the
+  worker's heartbeat renews the leases until the second one. Deliveries of
+  ordered handlers whose key is busy (on SQLite: all of them) and of paused
+  handlers are stored unclaimed and then claimed the usual way, in key order.
 - `run_deliveries(ids)`: retries (scheduled with RQ's scheduler), replays and
   the sweeper's recoveries: claim, run and record, group by group.
 - `run_replay(replay_id, runner)`: a bulk replay (`POST /v1/replays`), batch
@@ -43,7 +44,7 @@ def store_batch(events: list[Any]) -> int:
     queued = msgspec.convert(events, list[QueuedEvent])
     try:
         with tracing.store_spans([(event.id, event.trace) for event in queued]) as traces:
-            stored, lease_until = context.with_database(store.store_and_claim, context, queued)
+            stored = context.with_database(store.store_and_claim, context, queued)
         log.info(
             "events_stored",
             events=len(stored.events),
@@ -52,7 +53,7 @@ def store_batch(events: list[Any]) -> int:
             request_ids=[e.request_id for e in queued[:20]],
         )
         stale = context.with_database(deliver.stale_of, context, stored.claimed)  # skip_stale; no query without
-        outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces, stale)
+        outcomes = deliver.run_group(context, stored.claimed, stored.events, traces, stale)
         left: list[int] = []
         if stored.waiting:  # ordered or paused handlers' deliveries: claimed now, each key's chain in order
             ran, left = context.with_database(deliver.run_stored, context, stored.waiting, stored.events, traces)
@@ -89,7 +90,8 @@ def run_replay(replay_id: str, runner: str) -> str:
 
 
 def reconcile(context: WorkerContext) -> int:
-    """Queue every stranded delivery again (`lease.find_stranded`); claiming makes a double queue harmless.
+    """Queue every stranded delivery again (`lease.find_stranded`: by the database's clock, and never a lease whose
+    holder still beats); claiming makes a double queue harmless.
     A bulk replay untouched for `REPLAY_STALE_SECONDS` gets a new runner and job."""
     stranded = lease.find_stranded(context)
     if stranded:

@@ -25,7 +25,7 @@ from schemas.wire import IngestEnvelope, QueuedEvent
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
 from workers.event import build_event
-from workers.lease import Claimed, in_key_order, lock_keys, new_lease
+from workers.lease import Claimed, db_now, in_key_order, lease_seconds, lock_keys
 from workers.registry import HandlerSpec, Registry
 
 EVENT_COLUMNS: Columns = (
@@ -53,6 +53,7 @@ DELIVERY_COLUMNS: Columns = (
     ("attempts", "integer"),
     ("max_attempts", "integer"),
     ("lease_until", "timestamptz"),
+    ("lease_owner", "varchar"),
     ("last_started_at", "timestamptz"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
@@ -61,7 +62,12 @@ DELIVERY_COLUMNS: Columns = (
     ("ordering_received_at", "timestamptz"),
 )
 """The columns a planned delivery is inserted with."""
-_UNCLAIMED = {"attempts": "0", "lease_until": "NULL", "last_started_at": "NULL"}
+
+_LEASE_UNTIL = "statement_timestamp() + make_interval(secs => CAST(:lease_seconds AS float8))"
+"""A new claim's lease, in the database's clock (`workers.lease.db_now`); NULL when not claiming."""
+_CLAIMED = {"attempts": "u.attempts", "lease_until": _LEASE_UNTIL, "lease_owner": "u.lease_owner"}
+_CLAIMED["last_started_at"] = "u.last_started_at"
+_UNCLAIMED = {"attempts": "0", "lease_until": "NULL", "lease_owner": "NULL", "last_started_at": "NULL"}
 """What a delivery inserted unclaimed has instead: `workers.lease` claims it later."""
 _CLAIMABLE = (
     "p.handler IS NULL AND (u.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS o "
@@ -72,7 +78,7 @@ _CLAIMABLE = (
 (this batch's are not seen: the job runs each key's chain of the batch in order). The statement runs after
 the handlers' key locks (`workers.lease`), so it sees every claim of those keys committed before."""
 _DELIVERY_SELECT = ", ".join(
-    f"CASE WHEN u.claim THEN u.{name} ELSE {_UNCLAIMED[name]} END" if name in _UNCLAIMED else f"u.{name}"
+    f"CASE WHEN u.claim THEN {_CLAIMED[name]} ELSE {_UNCLAIMED[name]} END" if name in _UNCLAIMED else f"u.{name}"
     for name, _ in DELIVERY_COLUMNS
 )
 
@@ -152,30 +158,31 @@ class Stored(msgspec.Struct, frozen=True):
     claimed: list[Claimed]
     """Deliveries of events first stored now: claimed in the same transaction."""
     waiting: list[Claimed]
-    """Deliveries of events first stored now, inserted unclaimed (attempts 0): an ordered handler's, which
-    `workers.lease.claim` claims in key order, or a paused handler's."""
+    """Deliveries of events first stored now, inserted unclaimed (attempts 0): an ordered handler's whose
+    key is busy (or any on SQLite), which `workers.lease.claim` claims in key order, or a paused handler's."""
     events: dict[str, StoredEvent]
     """Those events, by id."""
     earlier: list[str]
     """Events of this batch stored by an earlier run of the job: their open deliveries run the slow way."""
 
 
-def store_and_claim(context: WorkerContext, events: Sequence[QueuedEvent]) -> tuple[Stored, datetime]:
+def store_and_claim(context: WorkerContext, events: Sequence[QueuedEvent]) -> Stored:
     """The store job's first step: store `events` with their deliveries claimed, in one commit.
 
-    Returns what was stored and when the claims' lease ends. The lease is
-    taken as the write starts, so a write retried after an outage never
-    stores an already expired lease.
+    The claims' lease is any registered handler's worst case from the moment
+    of the write, in the database's clock, and held by this process
+    (`workers.lease.Holdings`) until their outcomes are recorded.
     """
-    lease_until = new_lease(context, datetime.now(UTC))
+    lease = lease_seconds(context, [spec.name for spec in context.registry.all()])
     settings = context.settings.handlers
-    if not any(spec.ordering_key for spec in context.registry.all()):
-        with context.connections.one_statement() as session:  # `_insert` is one statement on PostgreSQL
-            return store_events(
-                session, events, context.registry, settings.default_max_attempts, lease_until
-            ), lease_until
-    with context.connections.transaction() as session:  # ordered handlers: their key locks, then the insert
-        return store_events(session, events, context.registry, settings.default_max_attempts, lease_until), lease_until
+    ordered = any(spec.ordering_key for spec in context.registry.all())
+    # Ordered handlers: a transaction, so their key locks come before the insert (`store_events`).
+    with context.connections.transaction() if ordered else context.connections.one_statement() as session:
+        stored = store_events(
+            session, events, context.registry, settings.default_max_attempts, lease, context.leases.owner
+        )
+    context.leases.hold(stored.claimed)
+    return stored
 
 
 def store_events(
@@ -183,14 +190,17 @@ def store_events(
     events: Sequence[QueuedEvent],
     registry: Registry,
     default_max_attempts: int,
-    lease_until: datetime | None = None,
+    lease: float | None = None,
+    owner: str | None = None,
 ) -> Stored:
     """Insert events and their deliveries (atomically: see `_insert`).
 
-    With `lease_until`, the new deliveries are inserted already claimed
-    (attempt 1 counted, lease set), so storing and claiming cost one commit.
+    With `lease` (seconds), the new deliveries are inserted already claimed
+    by `owner` (attempt 1 counted, lease set in the database's clock), so
+    storing and claiming cost one commit.
     """
     now = datetime.now(UTC)
+    claiming = lease is not None
     pg = postgres(session)  # PostgreSQL claims keyed deliveries as it inserts them; SQLite claims them after
     rows: list[dict[str, Any]] = []
     planned: dict[str, list[dict[str, object]]] = {}
@@ -210,10 +220,11 @@ def store_events(
                 "event_id": event.id,
                 "handler": spec.name,
                 "status": DeliveryStatus.PENDING,
-                "attempts": 0 if lease_until is None or (spec.name in keys and not pg) else 1,
+                "attempts": 1 if claiming and (pg or spec.name not in keys) else 0,
                 "max_attempts": spec.max_attempts or default_max_attempts,
-                "lease_until": None if spec.name in keys and not pg else lease_until,
-                "last_started_at": None if lease_until is None or (spec.name in keys and not pg) else now,
+                "lease_until": None,  # set by the database (`_insert`)
+                "lease_owner": owner if claiming and (pg or spec.name not in keys) else None,
+                "last_started_at": now if claiming and (pg or spec.name not in keys) else None,
                 "created_at": now,
                 "updated_at": now,
                 "ordering_key": keys.get(spec.name),
@@ -225,12 +236,12 @@ def store_events(
     if not rows:
         return Stored([], [], {}, [])
     deliveries = [d for ds in planned.values() for d in ds]
-    pg = postgres(session)
-    if pg and lease_until is not None:
+    if pg and claiming:
         lock_keys(session, sorted({str(d["handler"]) for d in deliveries if d["ordering_key"] is not None}))
-    inserted, fresh = _insert(session, rows, deliveries)
-    claimed = in_key_order([c for c in fresh if c.attempts])
-    waiting = sorted((c for c in fresh if not c.attempts), key=lambda c: c.id)
+    inserted, fresh = _insert(session, rows, deliveries, lease)
+    # Not claiming (`lease` None): every delivery is listed in `claimed`, as inserted (attempts 0).
+    claimed = in_key_order([c for c in fresh if c.attempts or not claiming])
+    waiting = sorted((c for c in fresh if claiming and not c.attempts), key=lambda c: c.id)
     ids = [event.id for event in events]
     left = [event_id for event_id in ids if event_id not in inserted]
     earlier = list(session.scalars(select(EventRow.id).where(EventRow.id.in_(left)))) if left else []
@@ -271,14 +282,18 @@ def _stored_event(row: dict[str, Any]) -> StoredEvent:
 
 
 def _insert(
-    session: Session, rows: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]]
+    session: Session, rows: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]], lease: float | None
 ) -> tuple[set[str], list[Claimed]]:
-    """Insert events, then the deliveries of those inserted now; returns (ids inserted, deliveries inserted)."""
+    """Insert events, then the deliveries of those inserted now, leased for `lease` seconds (None: unclaimed);
+    returns (ids inserted, deliveries inserted)."""
     if not postgres(session):
         inserted = _insert_events(session, rows)
+        if lease is not None:  # SQLite runs in this process: one in-process read of its clock
+            lease_until = session.scalar(select(db_now(lease)))
+            deliveries = [{**d, "lease_until": lease_until if d["attempts"] else None} for d in deliveries]
         planned = [d for d in deliveries if d["event_id"] in inserted]
         return inserted, _unclaim_paused(session, _insert_deliveries(session, planned))
-    params = arrays(rows, EVENT_COLUMNS)
+    params: dict[str, Any] = {"lease_seconds": lease, **arrays(rows, EVENT_COLUMNS)}
     params.update(arrays(deliveries, DELIVERY_COLUMNS, "d_"))
     inserted, claimed = set(), []
     for event_id, delivery_id, handler, attempts, max_attempts, key, sent_at, received_at in session.execute(
@@ -338,7 +353,7 @@ def _unclaim_paused(session: Session, claimed: list[Claimed]) -> list[Claimed]:
     session.execute(
         update(DeliveryRow)
         .where(DeliveryRow.id.in_(unclaim))
-        .values(attempts=0, lease_until=None, last_started_at=None)
+        .values(attempts=0, lease_until=None, lease_owner=None, last_started_at=None)
     )
     unclaimed = set(unclaim)
     return [Claimed(c.id, c.event_id, c.handler, 0, c.max_attempts) if c.id in unclaimed else c for c in claimed]

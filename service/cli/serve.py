@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
     from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
 
-    from service.ingest.sources import build_sources  # noqa: PLC0415
+    from service.ingest.sources import build_sources, warn_wide_trusted_proxies  # noqa: PLC0415
     from service.metrics import MULTIPROC_ENV  # noqa: PLC0415
     from workers.shared.logs import configure_logging  # noqa: PLC0415
 
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     settings = settings_with(overrides)
     configure_logging(settings.log)  # uvicorn's own lines (and its supervisor's) in our format
     build_sources(settings)  # a source's format settings: a ConfigError here exits 2, not in uvicorn
+    warn_wide_trusted_proxies(settings.server.trusted_proxies)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     config = uvicorn.Config(
@@ -71,6 +72,10 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
         log_level=settings.log.level,
         timeout_graceful_shutdown=20,
         server_header=False,
+        # Only `[server] trusted_proxies` (service.ingest.sources.ClientAddress) decides the client address:
+        # uvicorn's own proxy headers would believe any X-Forwarded-For from 127.0.0.1 before we look.
+        proxy_headers=False,
+        forwarded_allow_ips=[],
     )
     server = uvicorn.Server(config)
     metrics_port = settings.server.metrics_port

@@ -66,12 +66,19 @@ class PurgeError(Exception):
     """Redis failed after rows were deleted; their fingerprints may still be in Redis."""
 
 
+MAX_AGE_DAYS = 365_000
+"""The longest `--older-than`, in days (1,000 years): a cutoff further back is before year 1."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """`90d`, `12h`, `30m`, `3600s` or `2w`; anything else (or zero) is a ValueError."""
+    """`90d`, `12h`, `30m`, `3600s` or `2w`; anything else (zero, or past `MAX_AGE_DAYS`) is a ValueError."""
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not a duration like 90d, 12h, 30m or 3600s")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_AGE_DAYS * 86_400:
+        raise ValueError(f"{text!r} is too long (at most {MAX_AGE_DAYS}d): nothing is older")
+    return timedelta(seconds=seconds)
 
 
 def purge(
