@@ -17,7 +17,7 @@ from schemas.api_stats import Stats
 from schemas.wire import ErrorData
 
 EventStatusName = Literal["stored", "processing", "processed", "failed"]
-DeliveryStatusName = Literal["pending", "retrying", "succeeded", "dead"]
+DeliveryStatusName = Literal["pending", "retrying", "succeeded", "dead", "skipped"]
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -76,6 +76,8 @@ class Handler(msgspec.Struct, kw_only=True):
     patterns: list[str]
     max_attempts: int
     timeout_seconds: float
+    paused: bool = False
+    """`POST /v1/handlers/{name}/pause`: its deliveries wait `pending`, uncharged, until resumed."""
 
 
 class HandlerList(msgspec.Struct, kw_only=True):

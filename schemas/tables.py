@@ -1,5 +1,5 @@
 """SQLAlchemy tables: stored events and their per-handler deliveries; bulk replays, the rejection
-ledger and console sessions.
+ledger, console sessions, paused handlers.
 
 One schema for SQLite and PostgreSQL. Payloads are kept as the exact JSON
 text the vendor sent (TEXT, not JSONB: JSONB rejects `\\u0000` and
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -73,7 +74,9 @@ class DeliveryStatus:
     RETRYING = "retrying"
     SUCCEEDED = "succeeded"
     DEAD = "dead"
-    ALL = (PENDING, RETRYING, SUCCEEDED, DEAD)
+    SKIPPED = "skipped"
+    """Not run: `skip_stale` and an event sent later already succeeded for the same handler and key."""
+    ALL = (PENDING, RETRYING, SUCCEEDED, DEAD, SKIPPED)
     OPEN = (PENDING, RETRYING)
 
 
@@ -116,6 +119,11 @@ class EventRow(Base):
     )
 
 
+ORDERING_OPEN = "ordering_key IS NOT NULL AND status IN ('pending', 'retrying')"
+ORDERING_SUCCEEDED = "ordering_key IS NOT NULL AND status = 'succeeded'"
+"""The predicates of the two partial ordering indexes, written once: queries use them verbatim."""
+
+
 class DeliveryRow(Base):
     __tablename__ = "deliveries"
 
@@ -139,9 +147,33 @@ class DeliveryRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_duration_ms: Mapped[float | None] = mapped_column(default=None)
+    ordering_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    """The handler's `ordering_key` of the event, computed as it was stored: one open delivery per key runs."""
+    ordering_sent_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    ordering_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """The event's `sent_at` and `received_at`, kept beside the key so "earlier" needs no join."""
 
     __table_args__ = (
         UniqueConstraint("event_id", "handler"),
+        # Ordering (partial, so neither grows with the history of a key): "an earlier or running open
+        # delivery of this (handler, key)?" and skip_stale's "a later one succeeded?". Queries repeat the
+        # predicates literally (`workers.lease`), so both engines can prove they may use them.
+        Index(
+            "ix_deliveries_ordering_open",
+            "ordering_key",
+            "handler",
+            "ordering_sent_at",
+            postgresql_where=text(ORDERING_OPEN),
+            sqlite_where=text(ORDERING_OPEN),
+        ),
+        Index(
+            "ix_deliveries_ordering_succeeded",
+            "ordering_key",
+            "handler",
+            "ordering_sent_at",
+            postgresql_where=text(ORDERING_SUCCEEDED),
+            sqlite_where=text(ORDERING_SUCCEEDED),
+        ),
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
         # `GET /v1/deliveries` and the console's dead letters: keyset pages on (updated_at, id), newest first.
         Index("ix_deliveries_updated", "updated_at", "id"),
@@ -261,3 +293,14 @@ class ConsoleSecretRow(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HandlerPauseRow(Base):
+    """A paused handler (`POST /v1/handlers/{name}/pause`): its deliveries are not claimed while the row exists."""
+
+    __tablename__ = "handler_pauses"
+
+    handler: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paused_by: Mapped[str] = mapped_column(String(200))
+    """The API key's name (never the key), or `console:<key name>`."""
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime())

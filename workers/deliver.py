@@ -23,27 +23,23 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 import structlog
+from sqlalchemy import func, literal_column, select
 
 from schemas.settings import HandlerSettings
-from schemas.tables import DeliveryStatus, EventRow
+from schemas.tables import DeliveryRow, DeliveryStatus
 from workers import lease, record
 from workers.context import WorkerContext
-from workers.event import Event, PermanentError
+from workers.event import Event, PermanentError, StoredLike, build_event
 from workers.lease import Claimed
 from workers.record import Outcome
 from workers.registry import HandlerSpec
 from workers.shared import logs, tracing
 from workers.shared.defaults import HANDLER_MISSING_RETRY_SECONDS
-from workers.store import StoredEvent
 
 log = structlog.get_logger("hookyard.deliver")
-
-_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
-_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
 class HandlerTimeout(Exception):
@@ -76,46 +72,126 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 
 def run(context: WorkerContext, delivery_ids: Sequence[int]) -> list[Outcome]:
-    """Run the due ones among `delivery_ids`: fresh ones together, suspect ones singly, each group recorded."""
-    if not delivery_ids:
-        return []
+    """Run the due ones among `delivery_ids`: fresh ones together, suspect ones singly, each group recorded.
+
+    Pass after pass while a pass ran something and some were left unclaimed: deliveries of one
+    ordering key claim one at a time, the next once the one before it is recorded.
+    """
+    left = list(delivery_ids)
+    outcomes: list[Outcome] = []
+    while left:
+        ran = _run_pass(context, left)
+        if not ran:
+            break
+        done = {outcome.delivery_id for outcome in ran}
+        left = [delivery_id for delivery_id in left if delivery_id not in done]
+        outcomes += ran
+    return outcomes
+
+
+def run_stored(
+    context: WorkerContext,
+    waiting: Sequence[Claimed],
+    events: Mapping[str, StoredLike],
+    traces: Mapping[str, str] | None = None,
+) -> tuple[list[Outcome], list[int]]:
+    """The store job's deliveries inserted unclaimed (ordered or paused handlers): claim what may run (a
+    key's whole chain in this batch at once), run it, not recorded; returns the outcomes and the ids
+    left unclaimed. The events are the ones just stored, not read again."""
+    ids = [c.id for c in waiting]
+    claimed, known = lease.claim(context, ids, events)
+    ran = run_group(context, claimed, known, traces, stale=stale_of(context, claimed))
+    got = {c.id for c in claimed}
+    return ran, [delivery_id for delivery_id in ids if delivery_id not in got]
+
+
+def _run_pass(context: WorkerContext, delivery_ids: list[int]) -> list[Outcome]:
     fresh, suspect = lease.partition(context, delivery_ids)
     outcomes: list[Outcome] = []
     for group in [fresh, *([delivery_id] for delivery_id in suspect)]:
         if not group:
             continue
         claimed, events = lease.claim(context, group)
-        ran = run_group(context, claimed, events)
-        record.record(context, ran)
+        ran = run_group(context, claimed, events, stale=stale_of(context, claimed))
+        mine = set(delivery_ids) - {outcome.delivery_id for outcome in ran}
+        record.record(context, ran, mine=mine)
         outcomes += ran
     return outcomes
+
+
+def stale_of(context: WorkerContext, claimed: Sequence[Claimed]) -> dict[int, str]:
+    """`skip_stale`: the claimed deliveries whose key already has a success with a later `sent_at`, and why.
+
+    One query for the batch (`ix_deliveries_ordering`)."""
+    keyed = [c for c in claimed if c.key is not None and c.sent_at is not None]
+    keyed = [c for c in keyed if (spec := context.registry.get(c.handler)) is not None and spec.skip_stale]
+    if not keyed:
+        return {}
+    with context.sessions() as session:
+        latest = {
+            (handler, key): sent_at
+            for handler, key, sent_at in session.execute(
+                select(DeliveryRow.handler, DeliveryRow.ordering_key, func.max(DeliveryRow.ordering_sent_at))
+                .where(
+                    DeliveryRow.ordering_key.is_not(None),
+                    DeliveryRow.status == literal_column("'succeeded'"),  # literal: the partial index applies
+                    DeliveryRow.ordering_key.in_({c.key for c in keyed}),
+                    DeliveryRow.handler.in_({c.handler for c in keyed}),
+                )
+                .group_by(DeliveryRow.handler, DeliveryRow.ordering_key)
+            )
+        }
+    stale: dict[int, str] = {}
+    for c in keyed:
+        newest = latest.get((c.handler, c.key))
+        if newest is not None and c.sent_at is not None and c.sent_at < newest:
+            when = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stale[c.id] = f"stale: an event sent later ({when}) already succeeded for ordering key {c.key!r}"
+    return stale
 
 
 def run_group(
     context: WorkerContext,
     claimed: Sequence[Claimed],
-    events: Mapping[str, EventRow | StoredEvent],
+    events: Mapping[str, StoredLike],
     traces: Mapping[str, str] | None = None,
+    stale: Mapping[int, str] | None = None,
 ) -> list[Outcome]:
     """One after the other, noting which runs (`workers.progress`); not recorded (the heartbeat keeps the leases).
 
-    `traces` maps an event id to the `traceparent` its delivery spans hang under (its store span).
+    `traces` maps an event id to the `traceparent` its delivery spans hang under (its store span);
+    `stale` the deliveries `skip_stale` skips (not run, attempt given back) to why. Deliveries of one
+    ordering key come in key order (`lease.in_key_order`); once one of them is left open (a retry),
+    the later ones of its key are given back uncharged, to be woken when it closes.
     """
     context.progress.claimed([(c.id, c.attempts) for c in claimed])
     outcomes: list[Outcome] = []
+    halted: set[tuple[str, str]] = set()
     for index, item in enumerate(claimed):
         if context.stopping.is_set():
             # A warm shutdown: hand the claims not yet started back, uncharged, for another worker.
             outcomes += [_uncharged(rest, None, datetime.now(UTC)) for rest in claimed[index:]]
             break
+        if item.key is not None and (item.handler, item.key) in halted:
+            outcomes.append(_uncharged(item, None, None))
+            continue
+        if stale and item.id in stale:
+            outcomes.append(_skipped(item, stale[item.id]))
+            continue
         context.progress.starting(index)
-        outcomes.append(attempt(context, item, events[item.event_id], (traces or {}).get(item.event_id, "")))
+        outcome = attempt(context, item, events[item.event_id], (traces or {}).get(item.event_id, ""))
+        if item.key is not None:
+            outcome = msgspec.structs.replace(outcome, key=item.key)
+            if outcome.status in DeliveryStatus.OPEN:
+                halted.add((item.handler, item.key))
+        outcomes.append(outcome)
     context.progress.finished()
     return outcomes
 
 
-def _uncharged(item: Claimed, error: str | None, due: datetime) -> Outcome:
-    """An attempt that never really ran: its count is given back and the delivery stays open, due at `due`."""
+def _uncharged(item: Claimed, error: str | None, due: datetime | None) -> Outcome:
+    """An attempt that never really ran: its count is given back and the delivery stays open, queued again at
+    `due` (`None`: not queued; the end of the delivery before it in its key queues it, `record.wake`)."""
     return Outcome(
         item.id,
         item.event_id,
@@ -129,7 +205,23 @@ def _uncharged(item: Claimed, error: str | None, due: datetime) -> Outcome:
     )
 
 
-def attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent, trace: str = "") -> Outcome:
+def _skipped(item: Claimed, why: str) -> Outcome:
+    """`skip_stale`: not run; the attempt is given back, and the key's next delivery may go."""
+    log.info("delivery_skipped", event_id=item.event_id, handler=item.handler, ordering_key=item.key)
+    return Outcome(
+        item.id,
+        item.event_id,
+        item.handler,
+        DeliveryStatus.SKIPPED,
+        why,
+        None,
+        attempt=item.attempts,
+        refund=True,
+        key=item.key,
+    )
+
+
+def attempt(context: WorkerContext, item: Claimed, event: StoredLike, trace: str = "") -> Outcome:
     """Run one claimed delivery's handler and say what came of it; never raises for the handler.
 
     Every log line meanwhile (the handler's own, through logging, included) carries the event and
@@ -150,7 +242,7 @@ def attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent
             return outcome
 
 
-def _attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEvent) -> Outcome:
+def _attempt(context: WorkerContext, item: Claimed, event: StoredLike) -> Outcome:
     bound = log.bind(event_id=item.event_id, request_id=event.request_id, handler=item.handler, attempt=item.attempts)
     if item.attempts > item.max_attempts:
         died = f"attempt {item.attempts - 1} never finished: the worker died while running it"
@@ -163,9 +255,16 @@ def _attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEven
         return _uncharged(item, missing, datetime.now(UTC) + timedelta(seconds=HANDLER_MISSING_RETRY_SECONDS))
     started = time.perf_counter()
     error: str | None = None
-    permanent = False
+    permanent = mismatch = False
     try:
-        _call(context, spec, _event(item, event))
+        built = build_event(event, item.attempts, item.handler)
+        spec.key_of(built)  # an ordering_key that raises fails its own delivery, attempt after attempt
+        if spec.payload is not None:
+            built = _typed(built, spec.payload)
+        _call(context, spec, built)
+    except PayloadMismatch as exc:
+        permanent = mismatch = True
+        error = str(exc)
     except PermanentError as exc:
         permanent = True
         error = _describe(exc)
@@ -180,7 +279,14 @@ def _attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEven
     if permanent or item.attempts >= item.max_attempts:
         bound.warning("delivery_dead", error=error[:200], permanent=permanent)
         return Outcome(
-            item.id, item.event_id, item.handler, DeliveryStatus.DEAD, error, duration_ms, attempt=item.attempts
+            item.id,
+            item.event_id,
+            item.handler,
+            DeliveryStatus.DEAD,
+            error,
+            duration_ms,
+            attempt=item.attempts,
+            mismatch=mismatch,
         )
     delay = backoff_seconds(item.attempts, context.settings.handlers)
     bound.info("delivery_retrying", error=error[:200], retry_in_seconds=round(delay, 2))
@@ -196,20 +302,17 @@ def _attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEven
     )
 
 
-def _event(item: Claimed, row: EventRow | StoredEvent) -> Event:
-    return Event(
-        id=row.id,
-        source=row.source,
-        action=row.action,
-        sent_at=datetime.fromtimestamp(row.sent_at, UTC),
-        received_at=row.received_at,
-        payload=_decode_payload(row.payload),
-        attempt=item.attempts,
-        handler=item.handler,
-        request_id=row.request_id,
-        vendor_event_id=row.vendor_event_id,
-        headers=_decode_headers(row.headers) if row.headers else {},
-    )
+class PayloadMismatch(Exception):
+    """The payload does not convert to the handler's `payload=` Struct: dead at once, it never will."""
+
+
+def _typed(event: Event, struct: type[msgspec.Struct]) -> Event:
+    """`event.data`: the payload converted to the handler's Struct (msgspec names the field, `$.field`)."""
+    try:
+        data = msgspec.convert(event.payload, struct)
+    except msgspec.ValidationError as exc:
+        raise PayloadMismatch(f"payload does not match {struct.__name__}: {exc}") from None
+    return msgspec.structs.replace(event, data=data)
 
 
 def _call(context: WorkerContext, spec: HandlerSpec, event: Event) -> None:

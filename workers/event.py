@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import msgspec
 
@@ -25,11 +25,57 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     """The vendor's own event id (`evt_...`, `X-GitHub-Delivery`, `webhook-id`) when the source locates one."""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     """The request's headers by lower-case name, without `Authorization`, `Cookie` or signature values."""
+    data: Any = None
+    """With `@handler(..., payload=SomeStruct)`: the payload converted to that Struct; else `None`."""
 
     @property
     def idempotency_key(self) -> str:
         """Stable across retries and replays of this event for this handler."""
         return f"{self.id}:{self.handler}"
+
+
+class StoredLike(Protocol):
+    """The stored columns an `Event` is built from (an `EventRow`, or what the store job just wrote)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def sent_at(self) -> int: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def payload(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def vendor_event_id(self) -> str | None: ...
+    @property
+    def headers(self) -> str | None: ...
+
+
+_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
+
+
+def build_event(row: StoredLike, attempt: int, handler: str) -> Event:
+    """The `Event` a handler (or an `ordering_key`) sees for one stored event."""
+    return Event(
+        id=row.id,
+        source=row.source,
+        action=row.action,
+        sent_at=datetime.fromtimestamp(row.sent_at, UTC),
+        received_at=row.received_at,
+        payload=_decode_payload(row.payload),
+        attempt=attempt,
+        handler=handler,
+        request_id=row.request_id,
+        vendor_event_id=row.vendor_event_id,
+        headers=_decode_headers(row.headers) if row.headers else {},
+    )
 
 
 class PermanentError(Exception):

@@ -25,6 +25,8 @@ DURATION_SUM_KEY = PREFIX + "duration_sum"
 """Hash `<handler>` -> seconds spent in the handler."""
 DURATION_BUCKET_KEY = PREFIX + "duration_bucket"
 """Hash `<handler>|<le>` -> attempts whose duration fell in that bucket only (not cumulative)."""
+PAYLOAD_MISMATCH_KEY = PREFIX + "payload_mismatch"
+"""Hash `<handler>` -> payloads that did not convert to the handler's `payload=` Struct."""
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
 """Upper bounds in seconds of `hookyard_handler_duration_seconds`."""
 SEPARATOR = "|"
@@ -39,6 +41,8 @@ class Counted(Protocol):
     def status(self) -> str: ...
     @property
     def duration_ms(self) -> float | None: ...
+    @property
+    def mismatch(self) -> bool: ...
 
 
 def bucket_label(seconds: float) -> str:
@@ -55,6 +59,8 @@ def record_outcomes(client: redis.Redis, outcomes: Sequence[Counted]) -> None:
         with client.pipeline(transaction=False) as pipe:
             for outcome in outcomes:
                 pipe.hincrby(OUTCOMES_KEY, f"{outcome.handler}{SEPARATOR}{outcome.status}", 1)
+                if outcome.mismatch:
+                    pipe.hincrby(PAYLOAD_MISMATCH_KEY, outcome.handler, 1)
                 if outcome.duration_ms is None:
                     continue
                 seconds = outcome.duration_ms / 1000.0

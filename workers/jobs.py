@@ -4,7 +4,9 @@
   commit): store the events with their deliveries claimed (`workers.store`),
   run them at once in-process (`workers.deliver`), record the outcomes
   (`workers.record`). Two commits per batch, handlers between; the
-  worker's heartbeat renews the leases until the second one.
+  worker's heartbeat renews the leases until the second one. Deliveries of
+  ordered handlers whose key is busy (on SQLite: all of them) and of paused
+  handlers are stored unclaimed and then claimed the usual way, in key order.
 - `run_deliveries(ids)`: retries (scheduled with RQ's scheduler), replays and
   the sweeper's recoveries: claim, run and record, group by group.
 - `run_replay(replay_id, runner)`: a bulk replay (`POST /v1/replays`), batch
@@ -58,8 +60,19 @@ def store_batch(events: list[Any]) -> int:
         refused = [e for e in queued if e.id not in stored.events and e.id not in stored.earlier]
         if refused:  # the database already holds these (source, fingerprint)s: Redis had lost them
             _point_fingerprints_at_first_ids(context, refused)
-        outcomes = deliver.run_group(context, stored.claimed, stored.events, traces)
-        context.with_database(record.record, context, outcomes, complete=True)
+        stale = context.with_database(deliver.stale_of, context, stored.claimed)  # skip_stale; no query without
+        outcomes = deliver.run_group(context, stored.claimed, stored.events, traces, stale)
+        left: list[int] = []
+        if stored.waiting:  # ordered or paused handlers' deliveries: claimed now, each key's chain in order
+            ran, left = context.with_database(deliver.run_stored, context, stored.waiting, stored.events, traces)
+            outcomes += ran
+        blocked = set(left)
+        incomplete = {c.event_id for c in stored.waiting if c.id in blocked}  # their events stay `processing`
+        done = [o for o in outcomes if o.event_id not in incomplete]
+        context.with_database(record.record, context, done, complete=True)
+        context.with_database(record.record, context, [o for o in outcomes if o.event_id in incomplete])
+        if left:  # blocked by another job's delivery of their key: its end queues them; else try once more
+            context.with_database(deliver.run, context, left)
         if stored.earlier:  # this job ran before (its worker died): finish what that run left open
             delivery_ids = context.with_database(store.open_deliveries, context, stored.earlier)
             context.with_database(deliver.run, context, delivery_ids)

@@ -36,18 +36,21 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import Float, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Float, and_, bindparam, literal_column, or_, select, text, true, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, UTCDateTime
+from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, HandlerPauseRow, UTCDateTime
+from workers.batch_sql import postgres
+from workers.event import StoredLike
 from workers.shared.defaults import LEASE_GRACE_SECONDS, STALE_PENDING_SECONDS, SWEEP_LIMIT
 
 if TYPE_CHECKING:
@@ -136,6 +139,79 @@ class Claimed(msgspec.Struct, frozen=True):
     handler: str
     attempts: int
     max_attempts: int
+    key: str | None = None
+    """Its `ordering_key` (what `claim` and the store job's claims return)."""
+    sent_at: int | None = None
+    """The event's `sent_at`, with `key`: what `skip_stale` compares and key order follows."""
+    received_at: datetime | None = None
+
+
+def claimable(claiming: Sequence[int] = ()) -> ColumnElement[bool]:
+    """A delivery may start: its handler is not paused and its ordering key is free.
+
+    A key is free for a delivery when no other open delivery of its (handler, key) holds a live lease
+    (running, or its outcome not yet committed) and every earlier one — (`sent_at`, `received_at`,
+    id) — is closed, or is claimed by this same statement (`claiming`, and itself unleased and due):
+    one job then runs that chain in order, so a batch holding several updates of one key claims them
+    in one statement, not one pass each. A dead, skipped or succeeded delivery no longer blocks. One
+    `NOT EXISTS` over the partial index `ix_deliveries_ordering_open`.
+    """
+    other = aliased(DeliveryRow)
+    claimed_with_it = and_(
+        other.id.in_(claiming),
+        or_(other.lease_until.is_(None), other.lease_until < db_now()),
+        or_(other.next_attempt_at.is_(None), other.next_attempt_at <= db_now()),
+    )
+    blocker = (
+        select(other.id)
+        .where(
+            open_keyed(other),
+            other.ordering_key == DeliveryRow.ordering_key,
+            other.handler == DeliveryRow.handler,
+            other.id != DeliveryRow.id,
+            or_(
+                other.lease_until >= db_now(),
+                and_(
+                    tuple_(other.ordering_sent_at, other.ordering_received_at, other.id)
+                    < tuple_(DeliveryRow.ordering_sent_at, DeliveryRow.ordering_received_at, DeliveryRow.id),
+                    ~claimed_with_it if claiming else true(),
+                ),
+            ),
+        )
+        .correlate(DeliveryRow)
+    )
+    return and_(
+        DeliveryRow.handler.not_in(select(HandlerPauseRow.handler)),
+        or_(DeliveryRow.ordering_key.is_(None), ~blocker.exists()),
+    )
+
+
+def lock_keys(session: Session, handlers: Sequence[str]) -> None:
+    """PostgreSQL: take the ordered handlers' key locks for this transaction (`_KEY_LOCKS`)."""
+    if handlers and postgres(session):
+        session.execute(_KEY_LOCKS, {"handlers": sorted(handlers)})
+
+
+def open_keyed(row: type[DeliveryRow] | Any) -> ColumnElement[bool]:
+    """`ORDERING_OPEN` for `row` (the table or an alias), rendered literally so the partial index applies."""
+    return and_(
+        row.ordering_key.is_not(None),
+        row.status.in_([literal_column("'pending'"), literal_column("'retrying'")]),
+    )
+
+
+def in_key_order(claimed: Sequence[Claimed]) -> list[Claimed]:
+    """Unordered deliveries by id, then each key's in (`sent_at`, `received_at`, id) order."""
+    return sorted(claimed, key=lambda c: (c.key is not None, c.sent_at or 0, c.received_at or _EPOCH, c.id))
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_KEY_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(hashtext(h)) FROM (SELECT h FROM unnest(CAST(:handlers AS text[])) AS h ORDER BY h) s"
+)
+"""PostgreSQL: claims of one ordered handler take turns, so each sees the leases the one before committed
+(READ COMMITTED gives the next statement a fresh snapshot); without it two workers could each claim one
+delivery of the same key at once."""
 
 
 def handler_timeout(context: WorkerContext, handler: str) -> float:
@@ -170,24 +246,32 @@ def partition(context: WorkerContext, delivery_ids: Sequence[int]) -> tuple[list
     return fresh, suspect
 
 
-def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed], dict[str, EventRow]]:
-    """Claim the due, unleased ones among `delivery_ids` for this process; returns them and their events.
+def claim(
+    context: WorkerContext, delivery_ids: list[int], known: Mapping[str, StoredLike] | None = None
+) -> tuple[list[Claimed], dict[str, StoredLike]]:
+    """Claim the due, unleased ones among `delivery_ids` for this process; returns them (`in_key_order`)
+    and their events. `known`: events the caller holds already (the store job's), not read again.
 
     The `UPDATE ... RETURNING` is the claim: only one worker's update finds a
     delivery open, due and unleased, so a delivery queued twice runs once. A
     lease counts as free once expired by the database's clock AND its holder
     no longer beats (`live_holders`). The claims are held (`Holdings`) until
-    their outcomes are recorded.
+    their outcomes are recorded. The same statement leaves a paused handler's
+    deliveries and those waiting for their ordering key (`claimable`).
     """
     with context.sessions() as session:
         candidates = session.execute(
-            select(DeliveryRow.handler, DeliveryRow.lease_owner).where(DeliveryRow.id.in_(delivery_ids))
+            select(DeliveryRow.handler, DeliveryRow.lease_owner, DeliveryRow.ordering_key).where(
+                DeliveryRow.id.in_(delivery_ids)
+            )
         ).all()
+    ordered = sorted({row.handler for row in candidates if row.ordering_key is not None})
     lease = lease_seconds(context, [row.handler for row in candidates])
     live = live_holders(context.redis, {row.lease_owner for row in candidates if row.lease_owner})
     expired = DeliveryRow.lease_until < db_now()
     owner = context.leases.owner
     with context.connections.transaction() as session:
+        lock_keys(session, ordered)
         claimed_rows = session.execute(
             update(DeliveryRow)
             .where(
@@ -198,6 +282,7 @@ def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed
                     DeliveryRow.lease_until.is_(None),
                     and_(expired, DeliveryRow.lease_owner.not_in(live)) if live else expired,
                 ),
+                claimable(delivery_ids if ordered else ()),
             )
             .values(
                 attempts=DeliveryRow.attempts + 1,
@@ -212,18 +297,31 @@ def claim(context: WorkerContext, delivery_ids: list[int]) -> tuple[list[Claimed
                 DeliveryRow.handler,
                 DeliveryRow.attempts,
                 DeliveryRow.max_attempts,
+                DeliveryRow.ordering_key,
+                DeliveryRow.ordering_sent_at,
+                DeliveryRow.ordering_received_at,
             )
         ).all()
-        claimed = sorted(
-            (Claimed(r.id, r.event_id, r.handler, r.attempts, r.max_attempts) for r in claimed_rows),
-            key=lambda c: c.id,
+        claimed = in_key_order(
+            [
+                Claimed(
+                    r.id,
+                    r.event_id,
+                    r.handler,
+                    r.attempts,
+                    r.max_attempts,
+                    r.ordering_key,
+                    r.ordering_sent_at,
+                    r.ordering_received_at,
+                )
+                for r in claimed_rows
+            ]
         )
-        event_ids = {c.event_id for c in claimed}
-        events = (
-            {row.id: row for row in session.scalars(select(EventRow).where(EventRow.id.in_(event_ids)))}
-            if event_ids
-            else {}
-        )
+        known = known or {}
+        events: dict[str, StoredLike] = {c.event_id: known[c.event_id] for c in claimed if c.event_id in known}
+        missing = {c.event_id for c in claimed} - set(events)
+        if missing:
+            events.update({row.id: row for row in session.scalars(select(EventRow).where(EventRow.id.in_(missing)))})
     context.leases.hold(claimed)
     return claimed, events
 
@@ -280,7 +378,9 @@ def find_stranded(context: WorkerContext, limit: int = SWEEP_LIMIT) -> list[int]
     """Open deliveries that nothing will run: their worker died, or their job was lost.
 
     By the database's clock; an expired lease whose holder still beats is not stranded (a stalled
-    outcome write, or a holder whose renewals cannot get through): it is left to its holder.
+    outcome write, or a holder whose renewals cannot get through): it is left to its holder. Not those
+    only waiting: a paused handler's (resume queues them) or one behind another delivery of its
+    ordering key (recording that one queues it); they would fill every sweep and run nothing.
     """
     with context.sessions() as session:
         rows = session.execute(
@@ -300,6 +400,7 @@ def find_stranded(context: WorkerContext, limit: int = SWEEP_LIMIT) -> list[int]
                         DeliveryRow.next_attempt_at < db_now(-(LEASE_GRACE_SECONDS + STALE_PENDING_SECONDS)),
                     ),
                 ),
+                claimable(),
             )
             .order_by(DeliveryRow.id)
             .limit(limit)

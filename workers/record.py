@@ -14,7 +14,7 @@ done. Retries are queued only after it, through RQ's scheduler.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -26,7 +26,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
 from workers.handler_metrics import record_outcomes
-from workers.lease import db_now
+from workers.lease import db_now, open_keyed
 from workers.shared.defaults import MAX_ERROR_CHARS
 
 
@@ -43,7 +43,11 @@ class Outcome(msgspec.Struct, frozen=True):
     attempt: int = 0
     """The attempt number this outcome belongs to: a stale writer cannot overwrite a newer one."""
     refund: bool = False
-    """The attempt never really ran (handler not on this worker, worker stopping): don't charge it."""
+    """The attempt never really ran (handler not on this worker, worker stopping, skipped): don't charge it."""
+    key: str | None = None
+    """The delivery's ordering key: once it is closed, the next delivery of that key is queued."""
+    mismatch: bool = False
+    """The payload did not convert to the handler's `payload=` Struct (`hookyard_payload_mismatch_total`)."""
 
 
 OUTCOME_COLUMNS: Columns = (
@@ -81,8 +85,10 @@ set only if every one of its outcomes was written; the ids it returns are those 
 _PG_STATUS = text("UPDATE events SET status = :status WHERE id = ANY(CAST(:ids AS varchar[]))")
 
 
-def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = False) -> None:
-    """Write outcomes and event statuses in one transaction, then count them and schedule retries.
+def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = False, mine: Collection[int] = ()) -> None:
+    """Write outcomes and event statuses in one transaction, then count them, schedule retries and
+    queue the next delivery of each ordering key closed now (`wake`; not those in `mine`, which the
+    caller claims itself).
 
     `complete`: the outcomes hold every delivery of their events (events
     stored by this run), so event statuses follow without a query.
@@ -119,6 +125,53 @@ def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = Fal
         assert outcome.next_attempt_at is not None
         delay = max((outcome.next_attempt_at - now).total_seconds(), 0.0)
         context.connections.queue_deliveries([outcome.delivery_id], delay)
+    wake(context, [o for o in outcomes if o.key is not None and o.status not in DeliveryStatus.OPEN], mine)
+
+
+def wake(context: WorkerContext, closed: Sequence[Outcome], mine: Collection[int] = ()) -> list[int]:
+    """Queue the first open delivery of each (handler, key) whose delivery just closed, if nothing holds it.
+
+    One query (a window over `ix_deliveries_ordering`) for the whole batch; runs after the commit, so a
+    delivery whose claim found the closed one still open is always seen here.
+    """
+    if not closed:
+        return []
+    pairs = {(o.handler, o.key) for o in closed}
+    first = (
+        select(
+            DeliveryRow.id,
+            DeliveryRow.handler,
+            DeliveryRow.ordering_key,
+            DeliveryRow.lease_until,
+            DeliveryRow.next_attempt_at,
+            func.row_number()
+            .over(
+                partition_by=(DeliveryRow.handler, DeliveryRow.ordering_key),
+                order_by=(DeliveryRow.ordering_sent_at, DeliveryRow.ordering_received_at, DeliveryRow.id),
+            )
+            .label("rank"),
+        )
+        .where(
+            open_keyed(DeliveryRow),
+            DeliveryRow.ordering_key.in_({key for _, key in pairs}),
+            DeliveryRow.handler.in_({handler for handler, _ in pairs}),
+        )
+        .subquery()
+    )
+    now = datetime.now(UTC)
+    with context.sessions() as session:
+        found = session.execute(select(first).where(first.c.rank == 1)).all()
+    due = [
+        row.id
+        for row in found
+        if (row.handler, row.ordering_key) in pairs
+        and row.id not in mine
+        and (row.lease_until is None or row.lease_until < now)
+        and (row.next_attempt_at is None or row.next_attempt_at <= now)
+    ]
+    if due:
+        context.connections.queue_deliveries(sorted(due))
+    return due
 
 
 def _write_complete(session: Session, rows: Sequence[dict[str, Any]], outcomes: Sequence[Outcome]) -> set[str]:
@@ -177,13 +230,16 @@ def _set_status(session: Session, status: str, event_ids: Sequence[str]) -> None
     session.execute(update(EventRow).where(EventRow.id.in_(event_ids)).values(status=status))
 
 
+_DONE = frozenset({DeliveryStatus.SUCCEEDED, DeliveryStatus.SKIPPED})
+
+
 def event_status(statuses: set[str]) -> str:
-    """failed if any delivery is dead, processed if all succeeded, else processing."""
+    """failed if any delivery is dead, processed if all succeeded or were skipped, else processing."""
     if not statuses:
         return EventStatus.STORED
     if DeliveryStatus.DEAD in statuses:
         return EventStatus.FAILED
-    if statuses == {DeliveryStatus.SUCCEEDED}:
+    if statuses <= _DONE:
         return EventStatus.PROCESSED
     return EventStatus.PROCESSING
 

@@ -9,10 +9,11 @@ same registry: `@handler` in any imported module, modules named in
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import EntryPoint, entry_points
@@ -25,9 +26,12 @@ from schemas.settings import HandlerSettings
 from workers.event import Event
 
 ENTRY_POINT_GROUP = "hookyard.handlers"
+MAX_KEY_CHARS = 255
+"""`deliveries.ordering_key`'s length."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 
 HandlerFunc = Callable[[Event], Any]
+OrderingKey = Callable[[Event], "str | int | None"]
 F = TypeVar("F", bound=HandlerFunc)
 
 
@@ -52,9 +56,29 @@ class HandlerSpec:
     timeout_seconds: float | None = None
     is_async: bool = field(default=False)
     module: str = ""
+    ordering_key: OrderingKey | None = None
+    """Deliveries sharing a key run one at a time, in `sent_at` order (README "Ordering keys")."""
+    skip_stale: bool = False
+    """With `ordering_key`: an event sent before one already succeeded for its key is `skipped`."""
+    payload: type[msgspec.Struct] | None = None
+    """The Struct `event.data` is converted to; a payload that does not convert is dead at once."""
 
     def matches(self, action: str) -> bool:
         return any(pattern_matches(pattern, action) for pattern in self.patterns)
+
+    def key_of(self, event: Event) -> str | None:
+        """The event's ordering key: a string, an integer's digits, or `None`; raises what the function
+        raises, or `TypeError` for any other value. A key longer than the column is kept as its SHA-256."""
+        if self.ordering_key is None:
+            return None
+        key = self.ordering_key(event)
+        if key is None:
+            return None
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        if not isinstance(key, str):
+            raise TypeError(f"ordering_key returned {type(key).__name__}, not a string")
+        return key if len(key) <= MAX_KEY_CHARS else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class HandlerInfo(msgspec.Struct, frozen=True):
@@ -65,6 +89,12 @@ class HandlerInfo(msgspec.Struct, frozen=True):
     max_attempts: int
     timeout_seconds: float
     module: str = ""
+    ordered: bool = False
+    skip_stale: bool = False
+    payload: str | None = None
+    """The `payload=` Struct's name."""
+    paused: bool = False
+    """Paused (`POST /v1/handlers/{name}/pause`): its deliveries wait."""
 
 
 class Registry:
@@ -88,12 +118,21 @@ class Registry:
         name: str | None = None,
         max_attempts: int | None = None,
         timeout_seconds: float | None = None,
+        ordering_key: OrderingKey | None = None,
+        skip_stale: bool = False,
+        payload: type[msgspec.Struct] | None = None,
     ) -> Callable[[F], F]:
         patterns = tuple(check_pattern(p) for p in (pattern, *more_patterns))
         if max_attempts is not None and max_attempts < 1:
             raise HandlerError("max_attempts must be at least 1")
         if timeout_seconds is not None and timeout_seconds <= 0:
             raise HandlerError("timeout_seconds must be positive")
+        if ordering_key is not None and not callable(ordering_key):
+            raise HandlerError("ordering_key must be a function of the event, e.g. lambda e: e.payload['id']")
+        if skip_stale and ordering_key is None:
+            raise HandlerError("skip_stale needs an ordering_key: staleness is per key")
+        if payload is not None and not (isinstance(payload, type) and issubclass(payload, msgspec.Struct)):
+            raise HandlerError(f"payload= must be a msgspec.Struct class, got {payload!r}")
 
         def register(func: F) -> F:
             handler_name = name or f"{func.__module__}.{func.__qualname__}"
@@ -108,6 +147,9 @@ class Registry:
                     timeout_seconds=timeout_seconds,
                     is_async=inspect.iscoroutinefunction(func),
                     module=func.__module__,
+                    ordering_key=ordering_key,
+                    skip_stale=skip_stale,
+                    payload=payload,
                 )
             )
             return func
@@ -167,7 +209,9 @@ class Registry:
             raise HandlerError(f"{origin}: import failed: {type(exc).__name__}: {exc}") from exc
         self._loaded_modules.add(module)
 
-    def describe(self, default_max_attempts: int, default_timeout: float) -> list[HandlerInfo]:
+    def describe(
+        self, default_max_attempts: int, default_timeout: float, paused: Collection[str] = ()
+    ) -> list[HandlerInfo]:
         return [
             HandlerInfo(
                 name=spec.name,
@@ -175,6 +219,10 @@ class Registry:
                 max_attempts=spec.max_attempts or default_max_attempts,
                 timeout_seconds=spec.timeout_seconds or default_timeout,
                 module=spec.module,
+                ordered=spec.ordering_key is not None,
+                skip_stale=spec.skip_stale,
+                payload=None if spec.payload is None else spec.payload.__name__,
+                paused=spec.name in paused,
             )
             for spec in self.all()
         ]

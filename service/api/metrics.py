@@ -36,6 +36,7 @@ from workers.handler_metrics import (
     DURATION_COUNT_KEY,
     DURATION_SUM_KEY,
     OUTCOMES_KEY,
+    PAYLOAD_MISMATCH_KEY,
     SEPARATOR,
 )
 
@@ -76,6 +77,8 @@ class Snapshot:
     """handler -> (bucket label -> count in that bucket only, count, sum)."""
     spool: tuple[int, int] | None = None
     """(events waiting in this host's spool, quarantined rows): the spool file is per volume, not per process."""
+    mismatches: dict[str, int] = field(default_factory=dict)
+    """handler -> payloads that did not convert to its `payload=` Struct."""
 
 
 def waiting_events(jobs: int, scanned: int, events: int) -> int:
@@ -94,7 +97,8 @@ async def read_redis(client: aioredis.Redis, queue: str) -> Snapshot:
         pipe.hgetall(DURATION_BUCKET_KEY)
         pipe.hgetall(DURATION_COUNT_KEY)
         pipe.hgetall(DURATION_SUM_KEY)
-        (waiting, scanned, events), scheduled, outcomes, buckets, counts, sums = await pipe.execute()
+        pipe.hgetall(PAYLOAD_MISMATCH_KEY)
+        (waiting, scanned, events), scheduled, outcomes, buckets, counts, sums, mismatches = await pipe.execute()
     snapshot = Snapshot(
         queue_jobs={"waiting": int(waiting), "scheduled": int(scheduled)},
         queue_events=waiting_events(int(waiting), int(scanned), int(events)),
@@ -102,6 +106,7 @@ async def read_redis(client: aioredis.Redis, queue: str) -> Snapshot:
     for raw, value in outcomes.items():
         handler, _, outcome = raw.decode().rpartition(SEPARATOR)
         snapshot.outcomes[(handler, outcome)] = int(value)
+    snapshot.mismatches = {raw.decode(): int(value) for raw, value in mismatches.items()}
     for raw, value in counts.items():
         handler = raw.decode()
         snapshot.durations[handler] = ({}, int(value), float(sums.get(raw, 0.0)))
@@ -195,6 +200,14 @@ class HookyardCollector(Collector):
                 cumulative[-1] = ("+Inf", count)
                 durations.add_metric([handler], cumulative, total)
             yield durations
+            mismatch = CounterMetricFamily(
+                "hookyard_payload_mismatch",
+                "Payloads that did not convert to their handler's payload= Struct (dead at once)",
+                labels=["handler"],
+            )
+            for handler, value in sorted(snap.mismatches.items()):
+                mismatch.add_metric([handler], value)
+            yield mismatch
 
 
 COLLECTOR = HookyardCollector()

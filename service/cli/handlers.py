@@ -18,7 +18,8 @@ def add_command(commands: Subparsers) -> None:
         "handlers",
         summary="list registered handlers",
         description="List the handlers that [handlers] modules and `hookyard.handlers` entry points register, "
-        "with the actions each matches, its attempts and time limit.",
+        "with the actions each matches, its attempts and time limit, and PAUSED for a paused one (read from the "
+        "database when it answers).",
         examples=["hookyard handlers", "hookyard handlers --json | jq '.[].name'"],
     )
     handlers.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except HandlerError as exc:
         print(f"hookyard: {exc}", file=sys.stderr)
         return 2
-    infos = REGISTRY.describe(settings.handlers.default_max_attempts, settings.handlers.timeout_seconds)
+    infos = REGISTRY.describe(
+        settings.handlers.default_max_attempts, settings.handlers.timeout_seconds, _paused(settings)
+    )
     if args.json:
         print(msgspec.json.encode(infos).decode())
         return 0
@@ -45,7 +48,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     width = max(len(info.name) for info in infos)
     for info in infos:
         patterns = ", ".join(info.patterns)
+        paused = "  PAUSED" if info.paused else ""
         print(
             f"{info.name:<{width}}  {patterns}  (max_attempts={info.max_attempts}, timeout={info.timeout_seconds:g}s)"
+            f"{paused}"
         )
     return 0
+
+
+def _paused(settings: Settings) -> set[str]:
+    """The paused handlers, when the database answers; listing handlers never needs it, so else none."""
+    from service.cli._common import Unreachable, connected  # noqa: PLC0415
+    from workers.ops.pause import paused_handlers  # noqa: PLC0415
+
+    try:
+        with connected(settings) as connections:
+            return paused_handlers(connections.engine)
+    except Unreachable:
+        return set()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from workers.shared.connections import Connections
 
 EVENT_STATUSES = ("stored", "processing", "processed", "failed")
-DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "dead")
+DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "dead", "skipped")
 """`schemas.tables.EventStatus.ALL` / `DeliveryStatus.ALL`, spelled out so `--help` needs no SQLAlchemy
 (tests/service/cli/test_cli.py checks they agree)."""
 

@@ -44,8 +44,14 @@ def test_handlers_lists_the_registry(client, registry):
     registry.handler("*", name="audit")(lambda event: None)
     body = client.get("/v1/handlers", headers=READ).json()
     assert body["data"] == [
-        {"name": "audit", "patterns": ["*"], "max_attempts": 5, "timeout_seconds": 5.0},
-        {"name": "crm", "patterns": ["LOCATION:*", "*:DELETED"], "max_attempts": 3, "timeout_seconds": 2.0},
+        {"name": "audit", "patterns": ["*"], "max_attempts": 5, "timeout_seconds": 5.0, "paused": False},
+        {
+            "name": "crm",
+            "patterns": ["LOCATION:*", "*:DELETED"],
+            "max_attempts": 3,
+            "timeout_seconds": 2.0,
+            "paused": False,
+        },
     ]
 
 

@@ -153,3 +153,37 @@ def test_an_admin_replays_dead_letters_in_bulk_after_the_count_and_watches_it_fi
         wait_for(lambda e=event_id: delivery_status(console, e, "demo-flaky") == "succeeded", timeout=20, what="run")
     page.goto(f"{console}/ui/dead")
     assert "No dead deliveries" in page.locator("main").inner_text()
+
+
+def test_an_admin_pauses_a_handler_and_resumes_it_from_the_handlers_page(console: str, page: Any) -> None:
+    sign_in(page, console, ADMIN_KEY, "/ui/handlers")
+    page.wait_for_url(f"{console}/ui/handlers")
+    row = page.locator('tr[data-handler="demo-flaky"]')
+    assert row.get_attribute("data-paused") == "false"
+    page.get_by_role("button", name="Pause demo-flaky").click()
+    page.wait_for_url(re.compile(r"/ui/handlers\?"))
+    assert page.get_by_role("status").inner_text().startswith("Paused demo-flaky")
+    assert row.get_attribute("data-paused") == "true"
+    listed = httpx.get(f"{console}/v1/handlers", headers={"X-API-Key": READ_KEY}, timeout=10).json()["data"]
+    assert {h["name"]: h["paused"] for h in listed} == {"demo-flaky": True, "log-event": False}
+
+    event_id = post_event(console)
+    wait_for(lambda: delivery_status(console, event_id, "log-event") == "succeeded", timeout=20, what="log-event")
+    assert delivery_status(console, event_id, "demo-flaky") == "pending"
+
+    page.get_by_role("button", name="Resume demo-flaky").click()
+    page.wait_for_url(re.compile(r"/ui/handlers\?"))
+    assert row.get_attribute("data-paused") == "false"
+    wait_for(lambda: delivery_status(console, event_id, "demo-flaky") == "succeeded", timeout=20, what="resumed")
+
+
+def test_a_read_session_sees_no_pause_button_and_its_forged_pause_is_refused(console: str, page: Any) -> None:
+    sign_in(page, console, READ_KEY, "/ui/handlers")
+    page.wait_for_url(f"{console}/ui/handlers")
+    assert page.get_by_role("button", name=re.compile("Pause")).count() == 0
+    token = page.locator('input[name="csrf"]').first.get_attribute("value")
+    assert token is None or token  # a read page may carry no form at all
+    forged = page.request.post(f"{console}/ui/handlers/demo-flaky/pause", form={"csrf": token or ""}, max_redirects=0)
+    assert forged.status == 403
+    listed = httpx.get(f"{console}/v1/handlers", headers={"X-API-Key": READ_KEY}, timeout=10).json()["data"]
+    assert not any(h["paused"] for h in listed)

@@ -169,7 +169,7 @@ def test_handlers_rejections_and_overview_pages(client, worker, failing):
     worker.drain()
     sign_in(client, READ_KEY)
     handlers = client.get("/ui/handlers").text
-    assert re.search(r'<tr data-handler="crm">', handlers)
+    assert re.search(r'<tr data-handler="crm" data-paused="false">', handlers)
     assert "LOCATION:*" in handlers
     overview = client.get("/ui/")
     assert overview.status_code == 200

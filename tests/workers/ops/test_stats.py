@@ -55,7 +55,7 @@ def test_counts_events_since_deliveries_and_oldest_pending(engine, redis_client)
     assert stats.events.total == 3
     assert stats.events.by_action == {"LOCATION:CREATED": 2, "LOCATION:DELETED": 1}
     assert stats.events.by_status == {"stored": 1, "processing": 0, "processed": 1, "failed": 1}
-    assert stats.deliveries.by_status == {"pending": 0, "retrying": 1, "succeeded": 1, "dead": 1}
+    assert stats.deliveries.by_status == {"pending": 0, "retrying": 1, "succeeded": 1, "dead": 1, "skipped": 0}
     assert stats.oldest_pending_seconds == pytest.approx(timedelta(days=3).total_seconds())
     assert stats.queues == {queue: 0, f"{queue}:scheduled": 0, f"{queue}:failed": 0}
 
