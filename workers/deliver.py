@@ -31,7 +31,7 @@ from schemas.settings import HandlerSettings
 from schemas.tables import DeliveryStatus, EventRow
 from workers import lease, record
 from workers.context import WorkerContext
-from workers.event import Event, PermanentError
+from workers.event import DeliveryError, Event, PermanentError, RetryAfter
 from workers.lease import Claimed
 from workers.record import Outcome
 from workers.registry import HandlerSpec
@@ -165,10 +165,14 @@ def _attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEven
     started = time.perf_counter()
     error: str | None = None
     permanent = False
+    retry_after: float | None = None
     try:
         _call(context, spec, _event(item, event))
     except PermanentError as exc:
         permanent = True
+        error = _describe(exc)
+    except RetryAfter as exc:
+        retry_after = min(max(exc.seconds, 0.0), context.settings.handlers.retry_max_seconds)
         error = _describe(exc)
     except Exception as exc:  # noqa: BLE001 - a handler's failure (or time-out) is data, not our crash
         error = _describe(exc)
@@ -183,7 +187,7 @@ def _attempt(context: WorkerContext, item: Claimed, event: EventRow | StoredEven
         return Outcome(
             item.id, item.event_id, item.handler, DeliveryStatus.DEAD, error, duration_ms, attempt=item.attempts
         )
-    delay = backoff_seconds(item.attempts, context.settings.handlers)
+    delay = backoff_seconds(item.attempts, context.settings.handlers) if retry_after is None else retry_after
     bound.info("delivery_retrying", error=error[:200], retry_in_seconds=round(delay, 2))
     return Outcome(
         item.id,
@@ -210,6 +214,7 @@ def _event(item: Claimed, row: EventRow | StoredEvent) -> Event:
         request_id=row.request_id,
         vendor_event_id=row.vendor_event_id,
         headers=_decode_headers(row.headers) if row.headers else {},
+        body=row.body,
     )
 
 
@@ -234,7 +239,15 @@ def _call(context: WorkerContext, spec: HandlerSpec, event: Event) -> None:
         spec.func(event)
 
 
+def call(context: WorkerContext, spec: HandlerSpec, row: EventRow, attempt: int = 1) -> None:
+    """Run `spec` once on a stored event as an attempt would (time limit, async loop), raising what
+    it raises; nothing is claimed or recorded (`hookyard try`)."""
+    _call(context, spec, _event(Claimed(0, row.id, spec.name, attempt, attempt), row))
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, DeliveryError):
+        return str(exc)
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"

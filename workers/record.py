@@ -5,7 +5,8 @@ the delivery is open, so a late writer (a worker that outlived its lease)
 can never overwrite a newer result. Outcomes and the statuses of their
 events are one transaction; on PostgreSQL, for a batch just stored and run
 (`complete`), one statement. Retries are queued only after that commit,
-through RQ's scheduler.
+through RQ's scheduler. A delivery that goes dead emits hookyard's own
+event in the same transaction (`workers.own_events`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
 from workers.handler_metrics import record_outcomes
+from workers.own_events import emit_dead
 from workers.shared.defaults import MAX_ERROR_CHARS
 
 
@@ -94,16 +96,20 @@ def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = Fal
         }
         for o in outcomes
     ]
-    if complete:
+    own: list[int] = []
+    if complete and not any(o.status == DeliveryStatus.DEAD for o in outcomes):
         with context.connections.one_statement() as session:  # PostgreSQL: atomic without BEGIN/COMMIT
             _write_complete(session, rows, statuses_of(outcomes), now)
-    else:
+    else:  # a dead delivery's own event is written with its outcome: one transaction
         with context.connections.transaction() as session:
             event_ids = {o.event_id for o in outcomes}
             lock_events(session, event_ids)
+            own = emit_dead(session, context, outcomes)
             _write_outcomes(session, rows, now)
             refresh_event_status(session, event_ids)
     record_outcomes(context.redis, outcomes)
+    if own:
+        context.connections.queue_deliveries(own)
     later = [o for o in outcomes if o.status in DeliveryStatus.OPEN and o.next_attempt_at]
     for outcome in later:
         assert outcome.next_attempt_at is not None

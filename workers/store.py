@@ -122,6 +122,8 @@ class StoredEvent(msgspec.Struct, frozen=True):
     vendor_event_id: str | None = None
     headers: str | None = None
     """The kept request headers as a JSON object (`events.headers`)."""
+    body: str = ""
+    """The exact request body (`events.body`): what a forward sends."""
 
 
 class Stored(msgspec.Struct, frozen=True):
@@ -203,6 +205,7 @@ def store_events(
             request_id=str(row["request_id"]),
             vendor_event_id=row["vendor_event_id"],  # type: ignore[arg-type]
             headers=row["headers"],  # type: ignore[arg-type]
+            body=str(row["body"]),
         )
         for row in rows
         if row["id"] in inserted
