@@ -350,7 +350,7 @@ def _check_forwards(forwards: tuple[ForwardSettings, ...]) -> None:
         key = f"forwards[{i}]"
         if not HANDLER_NAME.match(forward.name):
             raise ConfigError(f"{key}.name: {forward.name!r} is not a handler name (letters, digits, _ . : -)")
-        if names.count(forward.name) > 1:
+        if forward.name in names[:i]:
             raise ConfigError(f"{key}.name: duplicate forward {forward.name!r}")
         if not forward.actions:
             raise ConfigError(f"{key}.actions: at least one action pattern is required")
