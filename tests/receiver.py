@@ -1,7 +1,8 @@
 """A real HTTP receiver on 127.0.0.1 for forward tests: records every request, answers as scripted.
 
 `answers[path]` is a list of (status, headers) popped one per request; when
-it is empty (or the path has none) the answer is 200. HTTP/1.1 keep-alive, so
+it is empty (or the path has none) the answer is 200. A `delay` entry in the
+headers is not sent: the answer waits that many seconds instead. HTTP/1.1 keep-alive, so
 the forward's pooled connections are exercised as in production.
 """
 
@@ -57,6 +58,8 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 state.requests.append(Received(self.path, headers, body, time.monotonic()))
             status, extra = state.answer(self.path)
+            extra = dict(extra)
+            time.sleep(float(extra.pop("delay", "0")))
             answer = b"ok" if status < 300 else f"status {status}".encode()
             self.send_response(status)
             for name, value in extra.items():

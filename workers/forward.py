@@ -20,21 +20,25 @@ Each attempt:
 long (capped by `retry_max_seconds`). Anything else, a time-out or a refused
 connection: retried with the backoff.
 
-The client is httpx's `AsyncClient` (README, Decisions): forwards are async
-handlers, so they run on the worker's one handler loop, and one client per
-loop keeps its keep-alive connections across attempts and jobs.
+The client is httpcore's sync `ConnectionPool`, httpx's own transport
+(README, Decisions): a worker process runs handlers one at a time, so an
+event loop would add a hop per request and no concurrency. One pool per
+process keeps keep-alive connections across attempts and jobs; a handler
+time-out (SIGALRM) mid-request closes only that connection. httpcore never
+follows redirects and never reads proxy variables from the environment.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
+import os
 import socket
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
-import httpx
+import httpcore
 
 from schemas.settings import ForwardSettings, HandlerSettings
 from schemas.signatures.standard_webhooks import StandardWebhooks
@@ -46,7 +50,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MODULE = "[[forwards]]"
 """What `hookyard handlers` and `GET /v1/handlers` show as a forward's module."""
-USER_AGENT = "hookyard-forward"
+USER_AGENT = b"hookyard-forward"
+POOL_CONNECTIONS = 32
+"""Keep-alive connections one worker process keeps (handlers run one at a time: one per receiver in use)."""
 DEFAULT_CONTENT_TYPE = "application/json"
 """For events stored before headers were kept: every stored body is JSON."""
 ERROR_BODY_CHARS = 200
@@ -103,81 +109,92 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(when.timestamp() - moment, 0.0)
 
 
-_client: httpx.AsyncClient | None = None
-_client_loop: asyncio.AbstractEventLoop | None = None
+_pool: httpcore.ConnectionPool | None = None
+_pool_pid = 0
 
 
-def client() -> httpx.AsyncClient:
-    """The process's pooled client for the running loop (a new loop, after a time-out closed one, gets a new one)."""
-    global _client, _client_loop
-    loop = asyncio.get_running_loop()
-    if _client is None or _client_loop is not loop:
-        _client = httpx.AsyncClient(follow_redirects=False, trust_env=False, headers={"user-agent": USER_AGENT})
-        _client_loop = loop
-    return _client
+def pool() -> httpcore.ConnectionPool:
+    """The process's pool of keep-alive connections, shared by every forward (made after any fork)."""
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():
+        _pool = httpcore.ConnectionPool(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS)
+        _pool_pid = os.getpid()
+    return _pool
 
 
 class Forward:
     """The handler function of one `[[forwards]]` block."""
 
     def __init__(self, settings: ForwardSettings, default_timeout: float) -> None:
+        url = urlsplit(settings.url)
         self.name = settings.name
-        self.url = httpx.URL(settings.url)
+        self.url = settings.url
+        self.scheme = url.scheme.encode()
+        self.host = url.hostname or ""
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.host_header = (url.netloc.rpartition("@")[2]).encode("idna")
+        self.target = (url.path or "/").encode() + (b"?" + url.query.encode() if url.query else b"")
         self.secret = settings.secret
-        self.scheme = StandardWebhooks([settings.secret])
+        self.signer = StandardWebhooks([settings.secret])
         self.timeout = settings.timeout_seconds or default_timeout
         self.allow: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(a, strict=False) for a in settings.allow_hosts)
-        self.port = self.url.port or (443 if self.url.scheme == "https" else 80)
-
-    async def __call__(self, event: Event) -> None:
-        address = await self.address()
-        body = event.body.encode("utf-8")
-        headers = {
-            "host": self.url.netloc.decode("ascii"),
-            "content-type": event.headers.get("content-type") or DEFAULT_CONTENT_TYPE,
-            **self.scheme.sign(self.secret, body, message_id=event.idempotency_key),
+        self.extensions: dict[str, object] = {
+            "timeout": dict.fromkeys(("connect", "read", "write", "pool"), self.timeout)
         }
-        extensions = {"sni_hostname": self.url.host} if self.url.scheme == "https" else {}
-        target = self.url.copy_with(host=str(address))
-        try:
-            response = await client().post(
-                target, content=body, headers=headers, timeout=self.timeout, extensions=extensions
-            )
-        except httpx.TimeoutException:
-            raise ForwardFailed(f"timed out after {self.timeout:g} s: POST {self.url} ({address})") from None
-        except httpx.HTTPError as exc:
-            raise ForwardFailed(f"cannot POST {self.url} ({address}): {type(exc).__name__}: {exc}") from None
-        self.judge(response)
+        if url.scheme == "https":
+            self.extensions["sni_hostname"] = self.host  # the certificate is checked against the name, not the address
 
-    def judge(self, response: httpx.Response) -> None:
+    def __call__(self, event: Event) -> None:
+        address = self.address()
+        body = event.body.encode("utf-8")
+        headers = [
+            (b"host", self.host_header),
+            (b"user-agent", USER_AGENT),
+            (b"content-type", (event.headers.get("content-type") or DEFAULT_CONTENT_TYPE).encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        signed = self.signer.sign(self.secret, body, message_id=event.idempotency_key)
+        headers += [(name.encode(), value.encode()) for name, value in signed.items()]
+        target = httpcore.URL(scheme=self.scheme, host=str(address).encode(), port=self.port, target=self.target)
+        try:
+            response = pool().request(b"POST", target, headers=headers, content=body, extensions=self.extensions)
+        except httpcore.TimeoutException:
+            raise ForwardFailed(f"timed out after {self.timeout:g} s: POST {self.url} ({address})") from None
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, OSError) as exc:
+            raise ForwardFailed(f"cannot POST {self.url} ({address}): {type(exc).__name__}: {exc}") from None
+        self.judge(
+            response.status,
+            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers},
+            response.content,
+        )
+
+    def judge(self, status: int, headers: dict[str, str], content: bytes) -> None:
         """Say what the receiver's answer means: nothing (2xx), dead (410), retry later, or retry."""
-        status = response.status_code
         if 200 <= status < 300:
             return
         said = f"HTTP {status} from {self.url}"
         if 300 <= status < 400:
-            said += f" (redirect to {response.headers.get('location', '?')} not followed)"
+            said += f" (redirect to {headers.get('location', '?')} not followed)"
         else:
-            snippet = response.text[:ERROR_BODY_CHARS].strip()
+            snippet = content[:ERROR_BODY_CHARS].decode("utf-8", "replace").strip()
             said += f": {snippet}" if snippet else ""
         if status == 410:
             raise DeadDelivery(said)
         if status in (429, 503):
-            wait = retry_after_seconds(response.headers.get("retry-after"), time.time())
+            wait = retry_after_seconds(headers.get("retry-after"), time.time())
             if wait is not None:
                 raise RetryDeliveryAfter(f"{said} (Retry-After: {wait:g} s)", wait)
         raise ForwardFailed(said)
 
-    async def address(self) -> IPAddress:
+    def address(self) -> IPAddress:
         """Resolve the host once and pick the first address the guard lets through; none: dead at once."""
-        host = self.url.host
         try:
-            candidates: list[IPAddress] = [ipaddress.ip_address(host)]
+            candidates: list[IPAddress] = [ipaddress.ip_address(self.host)]
         except ValueError:
             try:
-                infos = await asyncio.get_running_loop().getaddrinfo(host, self.port, type=socket.SOCK_STREAM)
+                infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
             except OSError as exc:
-                raise ForwardFailed(f"cannot resolve {host}: {exc}") from None
+                raise ForwardFailed(f"cannot resolve {self.host}: {exc}") from None
             candidates = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
         first_refusal = ""
         for candidate in candidates:
@@ -186,7 +203,7 @@ class Forward:
                 return candidate
             first_refusal = first_refusal or f"{candidate} ({reason})"
         raise DeadDelivery(
-            f"blocked address {first_refusal} for {host}: not forwarded (allow_hosts exempts an address or CIDR)"
+            f"blocked address {first_refusal} for {self.host}: not forwarded (allow_hosts exempts an address or CIDR)"
         )
 
 
@@ -198,6 +215,5 @@ def forward_spec(settings: ForwardSettings, handlers: HandlerSettings) -> Handle
         func=Forward(settings, handlers.timeout_seconds),
         max_attempts=settings.max_attempts,
         timeout_seconds=settings.timeout_seconds,
-        is_async=True,
         module=MODULE,
     )

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from service.embedded_redis import free_port
 from tests.conftest import ADMIN_KEY, Config, ConfigFactory, Process, gxm_headers, rows, wait_for
 from tests.receiver import Received, receiver
 
@@ -64,7 +65,9 @@ def test_a_forward_posts_the_exact_body_signed_and_retries_honour_the_contract(
             "/gone": [(410, {})],
             "/later": [(429, {"Retry-After": "3"})],
             "/moved": [(302, {"Location": hooks.url("/elsewhere")})],
+            "/slow": [(200, {"delay": "4"})],
         }
+        closed = free_port()  # nothing listens there: connections are refused
         forward = {"secret": SECRET, "allow_hosts": LOCAL}
         config = make_config(
             handlers={"retry_max_seconds": 10},
@@ -79,6 +82,20 @@ def test_a_forward_posts_the_exact_body_signed_and_retries_honour_the_contract(
                     "url": hooks.url("/moved"),
                     "max_attempts": 1,
                 },
+                {
+                    **forward,
+                    "name": "slow",
+                    "actions": ["INVOICE:SLOW"],
+                    "url": hooks.url("/slow"),
+                    "timeout_seconds": 1,
+                },
+                {
+                    **forward,
+                    "name": "refused",
+                    "actions": ["INVOICE:REFUSED"],
+                    "url": f"http://127.0.0.1:{closed}/hooks",
+                    "max_attempts": 2,
+                },
                 {"name": "blocked", "actions": ["INVOICE:BLOCKED"], "url": hooks.url("/blocked"), "secret": SECRET},
             ],
         )
@@ -88,7 +105,8 @@ def test_a_forward_posts_the_exact_body_signed_and_retries_honour_the_contract(
         assert {"retried", "gone", "later", "moved", "blocked"} <= {h["name"] for h in listed}
 
         sent = {
-            name: envelope(f"INVOICE:{name.upper()}", name) for name in ("retried", "gone", "later", "moved", "blocked")
+            name: envelope(f"INVOICE:{name.upper()}", name)
+            for name in ("retried", "gone", "later", "moved", "slow", "refused", "blocked")
         }
         ids = {name: post(base, body) for name, body in sent.items()}
         final = {name: wait_for(lambda n=name: settled(config, ids[n], n), timeout=40, what=name) for name in ids}
@@ -119,6 +137,12 @@ def test_a_forward_posts_the_exact_body_signed_and_retries_honour_the_contract(
         assert "not followed" in final["moved"].last_error
         assert len(hooks.to("/moved")) == 1
         assert hooks.to("/elsewhere") == []
+
+        # A time-out and a refused connection are retried.
+        assert (final["slow"].status, final["slow"].attempts) == ("succeeded", 2)
+        assert len(hooks.to("/slow")) == 2
+        assert (final["refused"].status, final["refused"].attempts) == ("dead", 2)
+        assert final["refused"].last_error.startswith(f"cannot POST http://127.0.0.1:{closed}/hooks (127.0.0.1): ")
 
         # 127.0.0.1 without allow_hosts: dead at once, nothing sent.
         assert (final["blocked"].status, final["blocked"].attempts) == ("dead", 1)

@@ -127,7 +127,7 @@ def test_a_forward_is_a_handler_and_its_name_may_not_clash(tmp_path: Path) -> No
     registry.load_configured(settings)
     spec = registry.get("billing")
     assert spec is not None
-    assert (spec.patterns, spec.max_attempts, spec.is_async, spec.module) == (("INVOICE:*",), 7, True, MODULE)
+    assert (spec.patterns, spec.max_attempts, spec.is_async, spec.module) == (("INVOICE:*",), 7, False, MODULE)
     assert spec.matches("INVOICE:PAID")
     assert not spec.matches("LOCATION:CREATED")
     registry.load_configured(settings)  # loading twice (the API reloads) is not a clash
