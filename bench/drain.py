@@ -91,13 +91,13 @@ def drain(ctx: Context, stack: Stack, kind: str, workers: int, url: str) -> Drai
                 raise RuntimeError(f"worker did not finish draining:\n{proc.tail()}")
             stack.stop(proc)
         wall = time.perf_counter() - started
-        stored, succeeded, span = _outcome(db_url)
+        stored, succeeded, span = outcome(db_url)
     if stored != events or succeeded != events:
         raise RuntimeError(f"drain lost work: {events} queued, {stored} stored, {succeeded} deliveries succeeded")
     return DrainRun(kind, workers, events, jobs, span, wall, events / span if span > 0 else float("nan"))
 
 
-def _outcome(db_url: str) -> tuple[int, int, float]:
+def outcome(db_url: str) -> tuple[int, int, float]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
