@@ -187,7 +187,8 @@ def test_a_dead_delivery_emits_hookyards_own_event_once(
         assert wait_for(lambda: settled(config, own_id, "pager"), timeout=30).status == "dead"
         assert rows(config, "select count(*) from events where source = 'hookyard'")[0][0] == 1
         stats = httpx.get(f"{base}/v1/stats", headers=reader, timeout=5).json()["data"]
-        assert "hookyard" in json.dumps(stats)
+        assert stats["events"]["by_action"]["HOOKYARD:DELIVERY:DEAD"] == 1
+        assert stats["events"]["total"] == 2  # the failing event and hookyard's own
 
         # Nobody outside can post into the hookyard source.
         outside = httpx.post(
