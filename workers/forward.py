@@ -23,7 +23,7 @@ connection: retried with the backoff.
 The client is httpcore's sync `ConnectionPool`, httpx's own transport
 (README, Decisions): a worker process runs handlers one at a time, so an
 event loop would add a hop per request and no concurrency. One pool per
-process keeps keep-alive connections across attempts and jobs; a handler
+forward and process keeps keep-alive connections across attempts and jobs; a handler
 time-out (SIGALRM) mid-request closes only that connection. httpcore never
 follows redirects and never reads proxy variables from the environment.
 """
@@ -51,8 +51,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MODULE = "[[forwards]]"
 """What `hookyard handlers` and `GET /v1/handlers` show as a forward's module."""
 USER_AGENT = b"hookyard-forward"
-POOL_CONNECTIONS = 32
-"""Keep-alive connections one worker process keeps (handlers run one at a time: one per receiver in use)."""
+POOL_CONNECTIONS = 4
+"""Keep-alive connections one forward keeps per worker process (its handlers run one at a time: one is in use)."""
 DEFAULT_CONTENT_TYPE = "application/json"
 """For events stored before headers were kept: every stored body is JSON."""
 ERROR_BODY_CHARS = 200
@@ -109,19 +109,6 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(when.timestamp() - moment, 0.0)
 
 
-_pool: httpcore.ConnectionPool | None = None
-_pool_pid = 0
-
-
-def pool() -> httpcore.ConnectionPool:
-    """The process's pool of keep-alive connections, shared by every forward (made after any fork)."""
-    global _pool, _pool_pid
-    if _pool is None or _pool_pid != os.getpid():
-        _pool = httpcore.ConnectionPool(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS)
-        _pool_pid = os.getpid()
-    return _pool
-
-
 class Forward:
     """The handler function of one `[[forwards]]` block."""
 
@@ -143,6 +130,21 @@ class Forward:
         }
         if url.scheme == "https":
             self.extensions["sni_hostname"] = self.host  # the certificate is checked against the name, not the address
+        self._pool: httpcore.ConnectionPool | None = None
+        self._pool_pid = 0
+
+    def pool(self) -> httpcore.ConnectionPool:
+        """This forward's keep-alive connections in this process (made after any fork).
+
+        One pool per forward, not per process: connections are pooled by the address connected to,
+        and two host names on one address must never share a TLS connection made for the other.
+        """
+        if self._pool is None or self._pool_pid != os.getpid():
+            self._pool = httpcore.ConnectionPool(
+                max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
+            )
+            self._pool_pid = os.getpid()
+        return self._pool
 
     def __call__(self, event: Event) -> None:
         address = self.address()
@@ -157,7 +159,7 @@ class Forward:
         headers += [(name.encode(), value.encode()) for name, value in signed.items()]
         target = httpcore.URL(scheme=self.scheme, host=str(address).encode(), port=self.port, target=self.target)
         try:
-            response = pool().request(b"POST", target, headers=headers, content=body, extensions=self.extensions)
+            response = self.pool().request(b"POST", target, headers=headers, content=body, extensions=self.extensions)
         except httpcore.TimeoutException:
             raise ForwardFailed(f"timed out after {self.timeout:g} s: POST {self.url} ({address})") from None
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, OSError) as exc:
