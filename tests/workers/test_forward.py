@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from schemas.settings import ConfigError, Settings, load_settings
-from workers.forward import MODULE, allowed, blocked, retry_after_seconds
+from schemas.settings import ConfigError, ForwardSettings, Settings, load_settings
+from workers.event import DeadDelivery, RetryDeliveryAfter
+from workers.forward import MODULE, Forward, ForwardFailed, allowed, blocked, retry_after_seconds
 from workers.registry import HandlerError, Registry
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -141,3 +142,59 @@ def test_a_forward_is_a_handler_and_its_name_may_not_clash(tmp_path: Path) -> No
 
     with pytest.raises(HandlerError, match=r"\[\[forwards\]\] 'billing': the name is taken by a handler in "):
         clashing.load_configured(settings)
+
+
+def forward(url: str, allow: tuple[str, ...] = ()) -> Forward:
+    return Forward(ForwardSettings(name="f", actions=("*",), url=url, secret=SECRET, allow_hosts=allow), 5.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "outcome", "message"),
+    [
+        (200, {}, None, ""),
+        (204, {}, None, ""),
+        (410, {}, DeadDelivery, "HTTP 410 from http://127.0.0.1:9/hooks: gone"),
+        (
+            429,
+            {"retry-after": "7"},
+            RetryDeliveryAfter,
+            "HTTP 429 from http://127.0.0.1:9/hooks: gone (Retry-After: 7 s)",
+        ),
+        (
+            503,
+            {"retry-after": "2"},
+            RetryDeliveryAfter,
+            "HTTP 503 from http://127.0.0.1:9/hooks: gone (Retry-After: 2 s)",
+        ),
+        (429, {}, ForwardFailed, "HTTP 429 from http://127.0.0.1:9/hooks: gone"),
+        (500, {"retry-after": "7"}, ForwardFailed, "HTTP 500 from http://127.0.0.1:9/hooks: gone"),
+        (
+            301,
+            {"location": "/x"},
+            ForwardFailed,
+            "HTTP 301 from http://127.0.0.1:9/hooks (redirect to /x not followed)",
+        ),
+    ],
+)
+def test_what_each_answer_means(
+    status: int, headers: dict[str, str], outcome: type[Exception] | None, message: str
+) -> None:
+    judge = forward("http://127.0.0.1:9/hooks").judge
+    if outcome is None:
+        judge(status, headers, b"")
+        return
+    with pytest.raises(outcome) as caught:
+        judge(status, headers, b"gone")
+    assert str(caught.value) == message
+    if isinstance(caught.value, RetryDeliveryAfter):
+        assert caught.value.seconds == float(headers["retry-after"])
+
+
+def test_a_host_name_is_resolved_once_and_only_an_allowed_address_is_used() -> None:
+    with pytest.raises(DeadDelivery, match=r"^blocked address (127\.0\.0\.1|::1) \(loopback\) for localhost: "):
+        forward("http://localhost:9/hooks").address()
+    assert str(forward("http://localhost:9/hooks", ("127.0.0.0/8", "::1")).address()) in ("127.0.0.1", "::1")
+    mapped = forward("http://[::ffff:10.0.0.1]:9/hooks", ("10.0.0.0/8",)).address()
+    assert mapped == ipaddress.ip_address("::ffff:10.0.0.1")
+    with pytest.raises(DeadDelivery, match=r"^blocked address 169\.254\.169\.254 \(cloud metadata\) for "):
+        forward("http://169.254.169.254/latest/meta-data").address()
