@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -198,3 +200,21 @@ def test_a_dead_delivery_emits_hookyards_own_event_once(
             timeout=5,
         )
         assert outside.status_code == 404
+
+
+def test_a_forward_named_like_a_handler_stops_the_worker_in_one_line(make_config: ConfigFactory) -> None:
+    config = make_config(
+        handler_modules=["tests.plugins.failing"],
+        forwards=[{"name": "always-fails", "actions": ["INVOICE:*"], "url": "https://x.example/", "secret": SECRET}],
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "worker", "--burst"],
+        env=config.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "hookyard worker: [[forwards]] 'always-fails': the name is taken by a handler in tests.plugins.failing\n"
+    )
