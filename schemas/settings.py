@@ -364,6 +364,10 @@ def _check_forwards(forwards: tuple[ForwardSettings, ...]) -> None:
             url = url._replace(netloc="")
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ConfigError(f"{key}.url: {forward.url!r} is not an http:// or https:// URL")
+        if "@" in url.netloc:
+            raise ConfigError(
+                f"{key}.url: no credentials in the URL (the signature authenticates; URLs show in errors)"
+            )
         try:
             StandardWebhooks.key(forward.secret)
         except ValueError as exc:

@@ -119,7 +119,7 @@ class Forward:
         self.scheme = url.scheme.encode()
         self.host = url.hostname or ""
         self.port = url.port or (443 if url.scheme == "https" else 80)
-        self.host_header = (url.netloc.rpartition("@")[2]).encode("idna")
+        self.host_header = url.netloc.encode("idna")
         self.target = (url.path or "/").encode() + (b"?" + url.query.encode() if url.query else b"")
         self.secret = settings.secret
         self.signer = StandardWebhooks([settings.secret])
@@ -152,7 +152,7 @@ class Forward:
         headers = [
             (b"host", self.host_header),
             (b"user-agent", USER_AGENT),
-            (b"content-type", (event.headers.get("content-type") or DEFAULT_CONTENT_TYPE).encode("latin-1")),
+            (b"content-type", (event.headers.get("content-type") or DEFAULT_CONTENT_TYPE).encode("latin-1", "replace")),
             (b"content-length", str(len(body)).encode()),
         ]
         signed = self.signer.sign(self.secret, body, message_id=event.idempotency_key)

@@ -94,6 +94,10 @@ def load(tmp_path: Path, toml: str, **env: str) -> Settings:
         (FORWARD.replace("https://billing.example", "http://") + f'secret = "{SECRET}"\n', "forwards[0].url:"),
         (FORWARD.replace(".example", ".example:port") + f'secret = "{SECRET}"\n', "forwards[0].url:"),
         (
+            FORWARD.replace("https://", "https://user:pw@") + f'secret = "{SECRET}"\n',
+            "forwards[0].url: no credentials in the URL",
+        ),
+        (
             FORWARD + 'secret = "whsec_!!!"\n',
             "forwards[0].secret: a standard-webhooks secret is `whsec_` followed by base64",
         ),
