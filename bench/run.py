@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import drain, e2e, forward, ingest, memory, operate, reads
+from bench import drain, e2e, forward, ingest, memory, operate, reads, sustained
 from bench.context import Context, Measured, Options
 from bench.databases import postgres_base, postgres_version
 from bench.procs import check_kit, redis_version, stack_in, start_redis
@@ -26,6 +26,7 @@ SECTIONS: dict[str, Callable[[Context], Measured]] = {
     "ingest": ingest.measure,
     "drain": drain.measure,
     "e2e": e2e.measure,
+    "sustained": sustained.measure,
     "reads": reads.measure,
     "operate": operate.measure,
     "memory": memory.measure,

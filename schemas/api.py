@@ -128,11 +128,15 @@ class ErrorEnvelope(msgspec.Struct, kw_only=True):
 
 
 class RateLimits(msgspec.Struct, kw_only=True):
-    requests_per_minute: int
+    requests_per_minute: int | msgspec.UnsetType = msgspec.UNSET
+    """A key's or a source's request rate (429 on a request)."""
+    streams: int | msgspec.UnsetType = msgspec.UNSET
+    """Live streams allowed open (429 on `/v1/stream`)."""
 
 
 class RateCurrent(msgspec.Struct, kw_only=True):
-    requests: int
+    requests: int | msgspec.UnsetType = msgspec.UNSET
+    streams: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class RateLimitWarnings(msgspec.Struct, kw_only=True):

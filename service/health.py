@@ -1,8 +1,10 @@
 """Liveness and readiness: what a load balancer and Kubernetes ask.
 
 Ready is 200 `ok` when Redis and the database answer, 200 `degraded` while
-either is away but events are still accepted (the spool), and 503 only when
-this process could not accept an event at all.
+either is away but events are still accepted (the spool), or while Redis does
+not fsync a write before answering (CONTRACT section 9: `redis.detail` and
+`warnings.redis` name the risk), and 503 only when this process could not
+accept an event at all.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ async def _check_database(runtime: Runtime) -> Component:
 
 async def _check_spool(runtime: Runtime) -> Component:
     try:
-        pending = await asyncio.to_thread(runtime.spool.count)
+        pending = await runtime.spool.call(runtime.spool.count)
     except SpoolError as exc:
         return Component("down", str(exc).split(":")[0])
     return Component("up", f"{pending} event(s) waiting" if pending else "")
@@ -88,11 +90,17 @@ async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
         _check_redis(runtime), _check_database(runtime), _check_spool(runtime)
     )
     accepting = redis_state.status == "up" or spool_state.status == "up"
+    risk = runtime.queue.fsync.risk if redis_state.status == "up" else ""
+    if risk:
+        redis_state = Component("up", risk)
     if not accepting:
         status = "unavailable"
-    elif redis_state.status == "up" and database_state.status == "up":
+    elif redis_state.status == "up" and database_state.status == "up" and not risk:
         status = "ok"
     else:
         status = "degraded"
-    body = Envelope(data=Readiness(status, redis_state, database_state, spool_state))
+    body = Envelope(
+        data=Readiness(status, redis_state, database_state, spool_state),
+        warnings={"redis": risk} if risk else {},
+    )
     return envelope_response(200 if accepting else 503, body, {"retry-after": "5"} if not accepting else None)

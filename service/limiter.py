@@ -76,6 +76,8 @@ class Limiter:
                 count, ttl = await self._script(keys=[limit_key(self._scope, name)], args=[WINDOW_SECONDS])
         except Exception as exc:  # noqa: BLE001 - any Redis failure means "fail open"
             self._skip_until = time.monotonic() + BACKOFF_SECONDS
+            # Once per back-off window at most: what shows that a paused Redis costs one wait, not one per request.
+            log.debug("rate_limit_redis_failed", scope=self._scope, error=type(exc).__name__, request_id=request_id)
             if time.monotonic() - self._last_log > LOG_EVERY_SECONDS:
                 self._last_log = time.monotonic()
                 log.warning(

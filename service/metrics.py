@@ -10,13 +10,25 @@ Queue, delivery and handler numbers come from Redis and the database
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Coroutine
 from functools import cache
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    multiprocess,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -41,6 +53,13 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
 
+STREAM_POLLS = Counter(
+    "hookyard_stream_polls_total", "Database reads of the live streams' shared feed (one per interval per process)"
+)
+STREAMS_OPEN = Gauge(
+    "hookyard_streams_open", "Live streams open (/v1/stream and the console's live tail)", multiprocess_mode="livesum"
+)
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 """`route` of a request no route matched (a 404): paths a scanner makes up never become label values."""
@@ -51,11 +70,20 @@ ASGIApp = Callable[[Scope, Any, Any], Coroutine[Any, Any, None]]
 
 @cache
 def scrape_registry() -> CollectorRegistry:
-    """What `/metrics` shows: every process's counters in multiprocess mode, else this process's."""
+    """What `/metrics` shows: every process's counters in multiprocess mode, else this process's.
+
+    Every name starts with `hookyard_` (CONTRACT section 6): prometheus_client's default `python_*` and
+    `process_*` collectors are dropped; one process's own figures come back as `hookyard_process_*`
+    (not in multiprocess mode, where they would describe whichever process answered the scrape).
+    """
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
+    for collector in (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR):
+        with contextlib.suppress(KeyError):  # already dropped
+            REGISTRY.unregister(collector)
+    ProcessCollector(namespace="hookyard", registry=REGISTRY)
     return REGISTRY
 
 

@@ -20,6 +20,7 @@ from service.ingest.sources import ClientAddress, Source, build_sources
 from service.ingest.spool import Spool
 from service.limiter import Limiter
 from workers.shared.connections import Connections
+from workers.shared.defaults import SPOOL_SHUTDOWN_SECONDS
 
 
 @dataclass
@@ -53,7 +54,13 @@ class Runtime:
     @property
     def queue(self) -> EventQueue:
         if self._queue is None:
-            self._queue = EventQueue(self.redis, self.settings.redis.queue, self.spool, self.settings.worker.batch_size)
+            self._queue = EventQueue(
+                self.redis,
+                self.settings.redis.queue,
+                self.spool,
+                self.settings.worker.batch_size,
+                self.settings.redis.socket_timeout_seconds,
+            )
         return self._queue
 
     @property
@@ -67,17 +74,23 @@ class Runtime:
         return self.connections.engine
 
     async def start(self) -> None:
+        await self.queue.start()
         self._tasks.append(asyncio.create_task(self.queue.drain_forever()))
+        self._tasks.append(asyncio.create_task(self.queue.check_fsync_forever()))
         self._tasks.append(asyncio.create_task(self.rejections.flush_forever()))
 
     async def stop(self) -> None:
+        """After uvicorn answered the last request: a last drain of the spool (Redis may be back
+        within the grace period; the spool's volume keeps the rest for the next start), then close."""
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.queue.drain_before_exit(SPOOL_SHUTDOWN_SECONDS)
         await self.rejections.flush()
         self._queue = None
         self._limiter = None
+        self.spool.close()
         await self.connections.aclose()
         await asyncio.to_thread(self.connections.close)

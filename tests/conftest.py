@@ -56,7 +56,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
+    # AOF with `appendfsync always`: the durable Redis hookyard requires (CONTRACT section 9), so
+    # `/health/ready` is `ok` here as in production.
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=True).start()
     try:
         yield server.url
     finally:
@@ -224,7 +226,11 @@ def make_config(tmp_path: Path, redis_url: str, database_url: str) -> ConfigFact
                 "retry_max_seconds": 0.2,
                 "timeout_seconds": 5,
             },
-            "worker": {"heartbeat_seconds": 1, "maintenance_seconds": 2},
+            "worker": {
+                "heartbeat_seconds": 1,
+                "maintenance_seconds": 2,
+                "heartbeat_path": str(tmp_path / "worker-heartbeat"),
+            },
             "log": {"format": "console", "level": "warning"},
         }
         for name, values in sections.items():

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.settings import Settings, load_settings
+from workers.lease import Holdings
 from workers.progress import Progress
 from workers.registry import REGISTRY, Registry
 from workers.shared.connections import Connections
@@ -49,6 +50,8 @@ class WorkerContext:
     registry: Registry
     progress: Progress = field(default_factory=lambda: Progress(None))
     """Which claimed delivery runs now, for the supervisor if this process dies."""
+    leases: Holdings = field(default_factory=Holdings)
+    """The leases this process holds until their outcomes are committed (the heartbeat renews them)."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set on SIGTERM: long waits (database away) hand their work back instead."""
     handler_loop: asyncio.AbstractEventLoop | None = None

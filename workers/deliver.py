@@ -3,7 +3,8 @@
 A group of deliveries claimed together (`workers.lease`) runs in id order in
 the worker process. Before each one the worker notes which it is starting
 (`workers.progress`, so if a handler kills the process only that one is
-charged) and renews the group's lease if the next handler could outlive it.
+charged); the worker's heartbeat keeps the group's leases until their
+outcomes are recorded (`workers.lease.renew`).
 A handler's exception or time-out is data, never our crash: it becomes that
 delivery's `Outcome` (retry with backoff, or `dead` after `max_attempts` or
 at once on `PermanentError`) and the next delivery runs as if nothing
@@ -83,8 +84,8 @@ def run(context: WorkerContext, delivery_ids: Sequence[int]) -> list[Outcome]:
     for group in [fresh, *([delivery_id] for delivery_id in suspect)]:
         if not group:
             continue
-        claimed, events, lease_until = lease.claim(context, group)
-        ran = run_group(context, claimed, events, lease_until)
+        claimed, events = lease.claim(context, group)
+        ran = run_group(context, claimed, events)
         record.record(context, ran)
         outcomes += ran
     return outcomes
@@ -94,10 +95,9 @@ def run_group(
     context: WorkerContext,
     claimed: Sequence[Claimed],
     events: Mapping[str, EventRow | StoredEvent],
-    lease_until: datetime,
     traces: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
-    """One after the other, noting which runs (`workers.progress`) and keeping the lease up; not recorded.
+    """One after the other, noting which runs (`workers.progress`); not recorded (the heartbeat keeps the leases).
 
     `traces` maps an event id to the `traceparent` its delivery spans hang under (its store span).
     """
@@ -108,7 +108,6 @@ def run_group(
             # A warm shutdown: hand the claims not yet started back, uncharged, for another worker.
             outcomes += [_uncharged(rest, None, datetime.now(UTC)) for rest in claimed[index:]]
             break
-        lease_until = lease.keep(context, claimed, claimed[index:], lease_until)
         context.progress.starting(index)
         outcomes.append(attempt(context, item, events[item.event_id], (traces or {}).get(item.event_id, "")))
     context.progress.finished()

@@ -3,7 +3,8 @@
 - `store_batch(events)`: written by ingest's Lua script (one job per group
   commit): store the events with their deliveries claimed (`workers.store`),
   run them at once in-process (`workers.deliver`), record the outcomes
-  (`workers.record`). Two commits per batch, handlers between.
+  (`workers.record`). Two commits per batch, handlers between; the
+  worker's heartbeat renews the leases until the second one.
 - `run_deliveries(ids)`: retries (scheduled with RQ's scheduler), replays and
   the sweeper's recoveries: claim, run and record, group by group.
 - `run_replay(replay_id, runner)`: a bulk replay (`POST /v1/replays`), batch
@@ -23,12 +24,17 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import redis
 import structlog
+from rq.job import Job
+from sqlalchemy import select
 
+from schemas.tables import EventRow
 from schemas.wire import QueuedEvent
 from workers import deliver, lease, record, store
 from workers.context import HandBack, WorkerContext, get_context
 from workers.ops.replay import requeue_stale_replays, run_replay_slice
+from workers.ops.retention import forget_fingerprints, repoint_fingerprints
 from workers.shared import tracing
 from workers.shared.defaults import STORE_BATCH, job_options
 
@@ -41,7 +47,7 @@ def store_batch(events: list[Any]) -> int:
     queued = msgspec.convert(events, list[QueuedEvent])
     try:
         with tracing.store_spans([(event.id, event.trace) for event in queued]) as traces:
-            stored, lease_until = context.with_database(store.store_and_claim, context, queued)
+            stored = context.with_database(store.store_and_claim, context, queued)
         log.info(
             "events_stored",
             events=len(stored.events),
@@ -49,15 +55,76 @@ def store_batch(events: list[Any]) -> int:
             event_ids=[e.id for e in queued[:20]],
             request_ids=[e.request_id for e in queued[:20]],
         )
-        outcomes = deliver.run_group(context, stored.claimed, stored.events, lease_until, traces)
+        refused = [e for e in queued if e.id not in stored.events and e.id not in stored.earlier]
+        if refused:  # the database already holds these (source, fingerprint)s: Redis had lost them
+            _point_fingerprints_at_first_ids(context, refused)
+        outcomes = deliver.run_group(context, stored.claimed, stored.events, traces)
         context.with_database(record.record, context, outcomes, complete=True)
         if stored.earlier:  # this job ran before (its worker died): finish what that run left open
             delivery_ids = context.with_database(store.open_deliveries, context, stored.earlier)
             context.with_database(deliver.run, context, delivery_ids)
     except HandBack:
-        context.queue.enqueue(STORE_BATCH, queued, at_front=True, **job_options(f"store {len(queued)} event(s)"))
+        context.queue.enqueue(
+            STORE_BATCH, queued, at_front=True, **job_options(f"store {len(queued)} event(s)", store=True)
+        )
         log.warning("handed_back", events=len(queued))
     return len(queued)
+
+
+def _point_fingerprints_at_first_ids(context: WorkerContext, refused: list[QueuedEvent]) -> None:
+    """The unique (source, fingerprint) constraint had the last word: make Redis agree, so the next
+    re-delivery is 200 with the first id. Best effort: the event is stored once either way."""
+    try:
+        by_source: dict[str, dict[str, str]] = {}
+        for event in refused:
+            by_source.setdefault(event.source, {})[event.fingerprint] = event.id
+        rows: list[tuple[str, str, str, str]] = []
+        with context.connections.engine.connect() as connection:
+            for source, ids in by_source.items():
+                query = select(EventRow.fingerprint, EventRow.id).where(
+                    EventRow.source == source, EventRow.fingerprint.in_(list(ids))
+                )
+                rows += [(source, fp, ids[fp], first) for fp, first in connection.execute(query)]
+        moved = repoint_fingerprints(context.redis, rows)
+    except Exception as exc:  # noqa: BLE001 - a repair, never a reason to fail the job
+        log.warning("fingerprints_not_repointed", error=type(exc).__name__, event_ids=[e.id for e in refused[:20]])
+        return
+    log.warning(
+        "duplicates_refused_by_the_database",
+        events=len(refused),
+        fingerprints_repointed=moved,
+        event_ids=[e.id for e in refused[:20]],
+        first_ids=[first for _, _, _, first in rows[:20]],
+        request_ids=[e.request_id for e in refused[:20]],
+    )
+
+
+def release_fingerprints(job: Job, connection: redis.Redis, *_exc_info: object) -> None:
+    """A store job's RQ `on_failure` (`STORE_JOB_FAILED`): once it is out of retries, its events that never
+    reached the database give their fingerprints back, so a vendor's re-delivery is stored (202) instead
+    of answered as a duplicate of an id that will never exist. Stored events keep theirs (a re-delivery
+    stays a duplicate of the first id); if the database cannot say, every fingerprint goes, and its
+    unique (source, fingerprint) constraint is the last word on a re-delivery."""
+    if job.retries_left:  # RQ runs it again: it still owns its fingerprints
+        return
+    queued = msgspec.convert(job.args[0], list[QueuedEvent])
+    stored: set[str] = set()
+    try:
+        engine = get_context().connections.engine
+        with engine.connect() as connection_db:
+            ids = [event.id for event in queued]
+            stored = set(connection_db.scalars(select(EventRow.id).where(EventRow.id.in_(ids))))
+    except Exception as exc:  # noqa: BLE001 - no context or no database: the constraint decides
+        log.warning("fingerprints_release_unchecked", job_id=job.id, error=type(exc).__name__)
+    rows = [(event.id, event.source, event.fingerprint) for event in queued if event.id not in stored]
+    released = forget_fingerprints(connection, rows)
+    log.warning(
+        "fingerprints_released",
+        job_id=job.id,
+        released=released,
+        event_ids=[event_id for event_id, _, _ in rows[:20]],
+        request_ids=[event.request_id for event in queued[:20]],
+    )
 
 
 def run_deliveries(delivery_ids: list[int]) -> int:
@@ -78,7 +145,8 @@ def run_replay(replay_id: str, runner: str) -> str:
 
 
 def reconcile(context: WorkerContext) -> int:
-    """Queue every stranded delivery again (`lease.find_stranded`); claiming makes a double queue harmless.
+    """Queue every stranded delivery again (`lease.find_stranded`: by the database's clock, and never a lease whose
+    holder still beats); claiming makes a double queue harmless.
     A bulk replay untouched for `REPLAY_STALE_SECONDS` gets a new runner and job."""
     stranded = lease.find_stranded(context)
     if stranded:

@@ -4,13 +4,18 @@ An outcome is written only over the attempt it belongs to, and only while
 the delivery is open, so a late writer (a worker that outlived its lease)
 can never overwrite a newer result. Outcomes and the statuses of their
 events are one transaction; on PostgreSQL, for a batch just stored and run
-(`complete`), one statement. Retries are queued only after that commit,
-through RQ's scheduler. A delivery that goes dead emits hookyard's own
-event in the same transaction (`workers.own_events`).
+(`complete`), one statement. An event's status is rolled up only from
+outcomes actually written: one guarded out (another worker took the
+delivery over) makes its event's status come from the rows instead. The
+leases are released (`workers.lease.Holdings`) only once that commit is
+done. Retries are queued only after it, through RQ's scheduler. A delivery
+that goes dead emits hookyard's own event in the same transaction
+(`workers.own_events`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -23,6 +28,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
 from workers.handler_metrics import record_outcomes
+from workers.lease import db_now
 from workers.own_events import emit_dead
 from workers.shared.defaults import MAX_ERROR_CHARS
 
@@ -61,17 +67,20 @@ _WRITTEN = [name for name, _ in OUTCOME_COLUMNS if name not in _OUTCOME_GUARDS]
 _PG_OUTCOME_SET = (
     "UPDATE deliveries AS d SET "  # noqa: S608 - built from the constant column list; values are bound
     + ", ".join(f"{name} = u.{name}" for name in _WRITTEN)
-    + ", attempts = d.attempts - u.refund, lease_until = NULL, updated_at = :now "
+    + ", attempts = d.attempts - u.refund, lease_until = NULL, lease_owner = NULL, updated_at = statement_timestamp() "
     f"FROM {unnest(OUTCOME_COLUMNS)} AS u({names(OUTCOME_COLUMNS)}) "
     "WHERE d.id = u.id AND d.attempts = u.attempt AND d.status IN ('pending', 'retrying')"
 )
 _PG_OUTCOMES = text(_PG_OUTCOME_SET)
 _PG_RECORD_COMPLETE = text(
-    "WITH o AS (" + _PG_OUTCOME_SET + " RETURNING d.id) "  # noqa: S608 - constants only, values are bound
+    "WITH o AS (" + _PG_OUTCOME_SET + " RETURNING d.event_id), "  # noqa: S608 - constants only, values are bound
+    "n AS (SELECT event_id, count(*) AS written FROM o GROUP BY event_id) "
     "UPDATE events AS e SET status = s.status FROM unnest(CAST(:e_id AS varchar[]), "
-    "CAST(:e_status AS varchar[])) AS s(id, status) WHERE e.id = s.id"
+    "CAST(:e_status AS varchar[]), CAST(:e_outcomes AS integer[])) AS s(id, status, outcomes) "
+    "JOIN n ON n.event_id = s.id AND n.written = s.outcomes WHERE e.id = s.id RETURNING e.id"
 )
-"""Outcomes plus the statuses of their events in ONE statement: atomic by itself."""
+"""Outcomes plus the statuses of their events in ONE statement: atomic by itself. An event's status is
+set only if every one of its outcomes was written; the ids it returns are those events."""
 _PG_STATUS = text("UPDATE events SET status = :status WHERE id = ANY(CAST(:ids AS varchar[]))")
 
 
@@ -97,16 +106,20 @@ def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = Fal
         for o in outcomes
     ]
     own: list[int] = []
-    if complete and not any(o.status == DeliveryStatus.DEAD for o in outcomes):
+    event_ids = {o.event_id for o in outcomes}
+    # A dead delivery's own event is written with its outcome, in one transaction: no one-statement path.
+    fast = complete and not any(o.status == DeliveryStatus.DEAD for o in outcomes)
+    if fast:
         with context.connections.one_statement() as session:  # PostgreSQL: atomic without BEGIN/COMMIT
-            _write_complete(session, rows, statuses_of(outcomes), now)
-    else:  # a dead delivery's own event is written with its outcome: one transaction
+            event_ids -= _write_complete(session, rows, outcomes)
+    if event_ids:  # not `fast`, or some outcomes guarded out: roll up from the rows themselves
         with context.connections.transaction() as session:
-            event_ids = {o.event_id for o in outcomes}
             lock_events(session, event_ids)
-            own = emit_dead(session, context, outcomes)
-            _write_outcomes(session, rows, now)
+            if not fast:
+                own = emit_dead(session, context, outcomes)
+                _write_outcomes(session, rows)
             refresh_event_status(session, event_ids)
+    context.leases.release(o.delivery_id for o in outcomes)
     record_outcomes(context.redis, outcomes)
     if own:
         context.connections.queue_deliveries(own)
@@ -117,25 +130,32 @@ def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = Fal
         context.connections.queue_deliveries([outcome.delivery_id], delay)
 
 
-def _write_complete(session: Session, rows: Sequence[dict[str, Any]], status_of: dict[str, str], now: datetime) -> None:
-    """Outcomes plus the statuses of their events; on PostgreSQL one statement, atomic by itself."""
+def _write_complete(session: Session, rows: Sequence[dict[str, Any]], outcomes: Sequence[Outcome]) -> set[str]:
+    """Outcomes plus the statuses of their events; on PostgreSQL one statement, atomic by itself.
+
+    Returns the events whose status was set: those all of whose outcomes were written.
+    """
+    status_of = statuses_of(outcomes)
     if not postgres(session):
-        _write_outcomes(session, rows, now)
+        if _write_outcomes(session, rows) != len(rows):
+            return set()  # some guarded out; SQLite cannot say which: every event is rolled up from its rows
         for status in set(status_of.values()):
             _set_status(session, status, [event_id for event_id, s in status_of.items() if s == status])
-        return
-    params = {"now": now, **arrays(rows, OUTCOME_COLUMNS)}
+        return set(status_of)
+    counts = Counter(o.event_id for o in outcomes)
+    params: dict[str, Any] = arrays(rows, OUTCOME_COLUMNS)
     params.update({"e_id": list(status_of), "e_status": list(status_of.values())})
-    session.execute(_PG_RECORD_COMPLETE, params)
+    params["e_outcomes"] = [counts[event_id] for event_id in status_of]
+    return {str(event_id) for event_id in session.scalars(_PG_RECORD_COMPLETE, params)}
 
 
-def _write_outcomes(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-    """Set each delivery's outcome (keys of OUTCOME_COLUMNS) and release its lease."""
+def _write_outcomes(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Set each delivery's outcome (keys of OUTCOME_COLUMNS) and release its lease; returns how many were written."""
     if not rows:
-        return
+        return 0
     if postgres(session):
-        session.execute(_PG_OUTCOMES, {"now": now, **arrays(rows, OUTCOME_COLUMNS)})
-        return
+        result = session.execute(_PG_OUTCOMES, arrays(rows, OUTCOME_COLUMNS))
+        return int(getattr(result, "rowcount", 0) or 0)
     table = cast(Table, DeliveryRow.__table__)
     statement = (
         update(table)
@@ -149,10 +169,12 @@ def _write_outcomes(session: Session, rows: Sequence[dict[str, Any]], now: datet
             **{name: bindparam(f"b_{name}") for name in _WRITTEN},
             attempts=table.c.attempts - bindparam("b_refund"),
             lease_until=None,
-            updated_at=now,
+            lease_owner=None,
+            updated_at=db_now(),
         )
     )
-    session.execute(statement, [{f"b_{name}": row[name] for name, _ in OUTCOME_COLUMNS} for row in rows])
+    result = session.execute(statement, [{f"b_{name}": row[name] for name, _ in OUTCOME_COLUMNS} for row in rows])
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _set_status(session: Session, status: str, event_ids: Sequence[str]) -> None:
@@ -176,7 +198,8 @@ def event_status(statuses: set[str]) -> str:
 
 
 def statuses_of(outcomes: Sequence[Outcome]) -> dict[str, str]:
-    """Event statuses from outcomes that are all of their events' deliveries."""
+    """Event statuses from outcomes that are all of their events' deliveries, IF all of them were written
+    (`_write_complete` checks that; otherwise `refresh_event_status` reads the rows)."""
     seen: dict[str, set[str]] = {}
     for outcome in outcomes:
         seen.setdefault(outcome.event_id, set()).add(outcome.status)

@@ -24,7 +24,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus
 from schemas.wire import IngestEnvelope, QueuedEvent
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
-from workers.lease import Claimed, new_lease
+from workers.lease import Claimed, db_now, lease_seconds
 from workers.registry import HandlerSpec, Registry
 
 EVENT_COLUMNS: Columns = (
@@ -52,16 +52,22 @@ DELIVERY_COLUMNS: Columns = (
     ("attempts", "integer"),
     ("max_attempts", "integer"),
     ("lease_until", "timestamptz"),
+    ("lease_owner", "varchar"),
     ("last_started_at", "timestamptz"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 )
 """The columns a planned delivery is inserted with."""
 
+_LEASE_UNTIL = "statement_timestamp() + make_interval(secs => CAST(:lease_seconds AS float8))"
+"""A new claim's lease, in the database's clock (`workers.lease.db_now`); NULL when not claiming."""
+
 _PG_STORE_AND_CLAIM = text(
     f"WITH e AS (INSERT INTO events ({names(EVENT_COLUMNS)}) SELECT * FROM {unnest(EVENT_COLUMNS)} "  # noqa: S608
     "ON CONFLICT DO NOTHING RETURNING id), "
-    f"d AS (INSERT INTO deliveries ({names(DELIVERY_COLUMNS)}) SELECT u.* FROM {unnest(DELIVERY_COLUMNS, 'd_')} "
+    f"d AS (INSERT INTO deliveries ({names(DELIVERY_COLUMNS)}) SELECT "
+    + ", ".join(_LEASE_UNTIL if name == "lease_until" else f"u.{name}" for name, _ in DELIVERY_COLUMNS)
+    + f" FROM {unnest(DELIVERY_COLUMNS, 'd_')} "  # noqa: S608 - constants only
     f"AS u({names(DELIVERY_COLUMNS)}) WHERE u.event_id IN (SELECT id FROM e) ON CONFLICT DO NOTHING "
     "RETURNING id, event_id, handler, attempts, max_attempts) "
     "SELECT e.id, d.id, d.handler, d.attempts, d.max_attempts FROM e LEFT JOIN d ON d.event_id = e.id"
@@ -135,17 +141,21 @@ class Stored(msgspec.Struct, frozen=True):
     """Events of this batch stored by an earlier run of the job: their open deliveries run the slow way."""
 
 
-def store_and_claim(context: WorkerContext, events: Sequence[QueuedEvent]) -> tuple[Stored, datetime]:
+def store_and_claim(context: WorkerContext, events: Sequence[QueuedEvent]) -> Stored:
     """The store job's first step: store `events` with their deliveries claimed, in one commit.
 
-    Returns what was stored and when the claims' lease ends. The lease is
-    taken as the write starts, so a write retried after an outage never
-    stores an already expired lease.
+    The claims' lease is any registered handler's worst case from the moment
+    of the write, in the database's clock, and held by this process
+    (`workers.lease.Holdings`) until their outcomes are recorded.
     """
-    lease_until = new_lease(context, datetime.now(UTC))
+    lease = lease_seconds(context, [spec.name for spec in context.registry.all()])
     with context.connections.one_statement() as session:  # `_insert` is one statement on PostgreSQL
         settings = context.settings.handlers
-        return store_events(session, events, context.registry, settings.default_max_attempts, lease_until), lease_until
+        stored = store_events(
+            session, events, context.registry, settings.default_max_attempts, lease, context.leases.owner
+        )
+    context.leases.hold(stored.claimed)
+    return stored
 
 
 def store_events(
@@ -153,14 +163,17 @@ def store_events(
     events: Sequence[QueuedEvent],
     registry: Registry,
     default_max_attempts: int,
-    lease_until: datetime | None = None,
+    lease: float | None = None,
+    owner: str | None = None,
 ) -> Stored:
     """Insert events and their deliveries (atomically: see `_insert`).
 
-    With `lease_until`, the new deliveries are inserted already claimed
-    (attempt 1 counted, lease set), so storing and claiming cost one commit.
+    With `lease` (seconds), the new deliveries are inserted already claimed
+    by `owner` (attempt 1 counted, lease set in the database's clock), so
+    storing and claiming cost one commit.
     """
     now = datetime.now(UTC)
+    claiming = lease is not None
     rows: list[dict[str, object]] = []
     planned: dict[str, list[dict[str, object]]] = {}
     matches: dict[str, list[HandlerSpec]] = {}
@@ -178,10 +191,11 @@ def store_events(
                 "event_id": event.id,
                 "handler": spec.name,
                 "status": DeliveryStatus.PENDING,
-                "attempts": 0 if lease_until is None else 1,
+                "attempts": 1 if claiming else 0,
                 "max_attempts": spec.max_attempts or default_max_attempts,
-                "lease_until": lease_until,
-                "last_started_at": None if lease_until is None else now,
+                "lease_until": None,  # set by the database (`_insert`)
+                "lease_owner": owner if claiming else None,
+                "last_started_at": now if claiming else None,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -189,7 +203,7 @@ def store_events(
         ]
     if not rows:
         return Stored([], {}, [])
-    inserted, fresh = _insert(session, rows, [d for ds in planned.values() for d in ds])
+    inserted, fresh = _insert(session, rows, [d for ds in planned.values() for d in ds], lease)
     claimed = sorted(fresh, key=lambda c: c.id)
     ids = [event.id for event in events]
     left = [event_id for event_id in ids if event_id not in inserted]
@@ -214,13 +228,17 @@ def store_events(
 
 
 def _insert(
-    session: Session, rows: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]]
+    session: Session, rows: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]], lease: float | None
 ) -> tuple[set[str], list[Claimed]]:
-    """Insert events, then the deliveries of those inserted now; returns (ids inserted, deliveries inserted)."""
+    """Insert events, then the deliveries of those inserted now, leased for `lease` seconds (None: unclaimed);
+    returns (ids inserted, deliveries inserted)."""
     if not postgres(session):
         inserted = _insert_events(session, rows)
+        if lease is not None:  # SQLite runs in this process: one in-process read of its clock
+            lease_until = session.scalar(select(db_now(lease)))
+            deliveries = [{**d, "lease_until": lease_until} for d in deliveries]
         return inserted, _insert_deliveries(session, [d for d in deliveries if d["event_id"] in inserted])
-    params = arrays(rows, EVENT_COLUMNS)
+    params: dict[str, Any] = {"lease_seconds": lease, **arrays(rows, EVENT_COLUMNS)}
     params.update(arrays(deliveries, DELIVERY_COLUMNS, "d_"))
     inserted, claimed = set(), []
     for event_id, delivery_id, handler, attempts, max_attempts in session.execute(_PG_STORE_AND_CLAIM, params):

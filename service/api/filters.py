@@ -51,14 +51,20 @@ def action_clauses(pattern: str) -> list[ColumnElement[bool]]:
 
 
 def parse_time(value: str, what: str) -> datetime:
-    """ISO 8601 (a date alone is midnight); a time without an offset is UTC."""
+    """ISO 8601 (a date alone is midnight); a time without an offset is UTC. A time whose UTC equivalent
+    falls outside years 1 to 9999 is a 400 naming the parameter (not clamped: such a filter is a mistake)."""
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise Invalid(what.upper(), f"{what}: {value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, 9999-12-31T23:00-01:00 in 10000
+        raise Invalid(
+            what.upper(), f"{what}: {value!r} is out of range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
+        ) from None
 
 
 def parse_text(value: str, what: str) -> str:

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 
 from schemas.tables import DeliveryRow, DeliveryStatus
 from service.ingest.enqueue import JOB_KEY_PREFIX
+from service.ingest.spool import Spool
 from service.metrics import scrape_registry
 from service.version import version
 from workers.handler_metrics import (
@@ -73,6 +74,8 @@ class Snapshot:
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
     durations: dict[str, tuple[dict[str, int], int, float]] = field(default_factory=dict)
     """handler -> (bucket label -> count in that bucket only, count, sum)."""
+    spool: tuple[int, int] | None = None
+    """(events waiting in this host's spool, quarantined rows): the spool file is per volume, not per process."""
 
 
 def waiting_events(jobs: int, scanned: int, events: int) -> int:
@@ -157,6 +160,15 @@ class HookyardCollector(Collector):
             for state, value in sorted(snap.queue_jobs.items()):
                 jobs.add_metric([self.queue, state], value)
             yield jobs
+        if snap.spool is not None:
+            yield GaugeMetricFamily(
+                "hookyard_spool_events", "Acknowledged events waiting in the local spool for Redis", value=snap.spool[0]
+            )
+            yield GaugeMetricFamily(
+                "hookyard_spool_quarantined",
+                "Acknowledged spool rows that no longer decode, set aside for `hookyard spool redrive`",
+                value=snap.spool[1],
+            )
         if snap.database_read:
             yield GaugeMetricFamily("hookyard_deliveries_dead", "Deliveries that are dead", value=snap.dead or 0)
             yield GaugeMetricFamily(
@@ -199,7 +211,7 @@ def install_collector(queue: str = "hookyard") -> HookyardCollector:
     return COLLECTOR
 
 
-async def refresh_once(client: aioredis.Redis, engine: Engine, queue: str) -> Snapshot:
+async def refresh_once(client: aioredis.Redis, engine: Engine, queue: str, spool: Spool | None = None) -> Snapshot:
     try:
         async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
             snapshot = await read_redis(client, queue)
@@ -212,14 +224,21 @@ async def refresh_once(client: aioredis.Redis, engine: Engine, queue: str) -> Sn
         snapshot.dead, snapshot.oldest_pending_seconds, snapshot.database_read = dead, oldest, True
     except Exception as exc:  # noqa: BLE001 - database away: leave its metrics out
         log.debug("metrics_database_unavailable", error=type(exc).__name__)
+    if spool is not None:
+        try:
+            snapshot.spool = (await spool.call(spool.count), await spool.call(spool.quarantined))
+        except Exception as exc:  # noqa: BLE001 - spool unreadable: /health/ready says so; leave it out
+            log.debug("metrics_spool_unavailable", error=type(exc).__name__)
     return snapshot
 
 
-async def refresh_forever(client: aioredis.Redis, engine: Engine, queue: str, stop: asyncio.Event) -> None:
+async def refresh_forever(
+    client: aioredis.Redis, engine: Engine, queue: str, stop: asyncio.Event, spool: Spool | None = None
+) -> None:
     """Refresh the snapshot until `stop` is set (checked between refreshes, not only by cancelling)."""
     collector = install_collector(queue)
     while not stop.is_set():
-        collector.update(await refresh_once(client, engine, queue))
+        collector.update(await refresh_once(client, engine, queue, spool))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(REFRESH_SECONDS):
                 await stop.wait()

@@ -25,7 +25,10 @@ async def start_api(app: Litestar) -> None:
     await asyncio.to_thread(state.load_handlers)
     install_collector(state.settings.redis.queue)
     stop = asyncio.Event()
-    task = asyncio.create_task(refresh_forever(state.runtime.redis, state.engine, state.settings.redis.queue, stop))
+    runtime = state.runtime
+    task = asyncio.create_task(
+        refresh_forever(runtime.redis, state.engine, state.settings.redis.queue, stop, runtime.spool)
+    )
     app.state.api_stop = stop
     app.state.api_tasks = [task]
     _close_streams_on_signal(state.closing)

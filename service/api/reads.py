@@ -128,17 +128,49 @@ def list_events(
     payload: bool,
     deliveries: bool,
     headers: bool = False,
+    max_bytes: int | None = None,
 ) -> Page:
+    """One page; with payloads or headers, it ends early once they reach `max_bytes` (`more` is then true)."""
     query = page_query(where, order=order, limit=limit, after=after, payload=payload, headers=headers)
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
-        more = len(rows) > limit
-        events = [_event(row, row.payload if payload else None) for row in rows[:limit]]
+        rows, more = _page_rows(connection, query, limit, max_bytes if payload or headers else None)
+        events = [_event(row, row.payload if payload else None) for row in rows]
         if deliveries and events:
             by_event = deliveries_of(connection, [event.id for event in events])
             for event in events:
                 event.deliveries = by_event.get(event.id, [])
     return Page(events, more)
+
+
+STREAM_ROWS = 16
+"""Rows fetched at a time while a page with payloads is read (a server-side cursor on PostgreSQL)."""
+
+
+def _page_rows(
+    connection: Connection, query: Select[Any], limit: int, max_bytes: int | None
+) -> tuple[Sequence[Any], bool]:
+    """Up to `limit` rows of `query` (which asks for one more) and whether more follow.
+
+    With `max_bytes` (a page with payloads or headers), it stops after the row that brings them to
+    `max_bytes` (at least one row, so a payload larger than the budget still pages). Rows are then fetched
+    a few at a time, so rows never read are never loaded: `limit=1000` of 1 MiB payloads costs the
+    budget, not 1 GB."""
+    if max_bytes is None:
+        everything = connection.execute(query).all()
+        return everything[:limit], len(everything) > limit
+    result = connection.execution_options(yield_per=STREAM_ROWS).execute(query)
+    rows: list[Any] = []
+    size = 0
+    try:
+        for row in result:
+            if len(rows) == limit or size >= max_bytes:
+                return rows, True  # this row exists: the cursor's next page starts with it
+            rows.append(row)
+            fields = row._mapping
+            size += len(fields.get("payload") or "") + len(fields.get("headers") or "")
+    finally:
+        result.close()
+    return rows, False
 
 
 def deliveries_of(connection: Connection, event_ids: Sequence[str]) -> dict[str, list[Delivery]]:
@@ -173,12 +205,26 @@ class StreamRow(msgspec.Struct):
     event: Event
 
 
-def events_after(engine: Engine, seq: int, limit: int, *, payload: bool, headers: bool = False) -> list[StreamRow]:
-    """Rows stored after `seq`, in store order, unfiltered (the stream filters them)."""
+def events_after(
+    engine: Engine,
+    seq: int,
+    limit: int,
+    *,
+    payload: bool,
+    headers: bool = False,
+    up_to: int | None = None,
+    max_bytes: int | None = None,
+) -> tuple[list[StreamRow], bool]:
+    """Rows stored after `seq` (and up to `up_to`), in store order, unfiltered (the streams filter them),
+    and whether more follow. With payloads or headers the read stops at `max_bytes`, as a page does."""
     columns = _columns(payload=payload, headers=headers)
+    query = select(*columns).where(EventRow.seq > seq)
+    if up_to is not None:
+        query = query.where(EventRow.seq <= up_to)
+    query = query.order_by(EventRow.seq).limit(limit + 1)
     with engine.connect() as connection:
-        rows = connection.execute(select(*columns).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)).all()
-    return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows]
+        rows, more = _page_rows(connection, query, limit, max_bytes if payload or headers else None)
+        return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows], more
 
 
 class DeliveryPageRows(msgspec.Struct):

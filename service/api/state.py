@@ -7,7 +7,7 @@ the runtime); the sync ones are touched only from worker threads.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
 from service.api.auth import KeyRing
+from service.api.stream_hub import StreamHub
 from service.limiter import Limiter
 from service.runtime import Runtime
 from workers.registry import REGISTRY, HandlerError, Registry
@@ -30,16 +31,28 @@ class ApiState:
     keys: KeyRing
     limiter: Limiter
     registry: Registry
-    closing: threading.Event = field(default_factory=threading.Event)
+    closing: threading.Event
     """Set when the server is stopping: live streams end so shutdown does not wait on them."""
+    streams: StreamHub
+    """Every live stream of this process, fed by one poller."""
 
     @classmethod
     def build(cls, runtime: Runtime, registry: Registry = REGISTRY) -> ApiState:
+        closing = threading.Event()
+        server = runtime.settings.server
         return cls(
             runtime=runtime,
             keys=KeyRing.from_settings(runtime.settings),
             limiter=Limiter(runtime.redis, "api"),
             registry=registry,
+            closing=closing,
+            streams=StreamHub(
+                runtime.engine,
+                closing,
+                max_streams=server.max_streams,
+                max_per_key=server.max_streams_per_key,
+                max_bytes=server.max_page_bytes,
+            ),
         )
 
     @property

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING
 
-from service.cli._common import Subparsers, add_parser, positive, settings_with
+from service.cli._common import Subparsers, UsageError, add_parser, positive, settings_with
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - commands import the stack when they run (service/cli/__init__.py)
     from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
 
-    from service.ingest.sources import build_sources  # noqa: PLC0415
+    from service.ingest.sources import build_sources, warn_wide_trusted_proxies  # noqa: PLC0415
     from service.metrics import MULTIPROC_ENV  # noqa: PLC0415
     from workers.shared.logs import configure_logging  # noqa: PLC0415
 
@@ -56,6 +56,9 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     settings = settings_with(overrides)
     configure_logging(settings.log)  # uvicorn's own lines (and its supervisor's) in our format
     build_sources(settings)  # a source's format settings: a ConfigError here exits 2, not in uvicorn
+    warn_wide_trusted_proxies(settings.server.trusted_proxies)
+    if settings.redis.require_fsync:
+        _require_fsync(settings)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: exit 0 on it.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     config = uvicorn.Config(
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
         log_level=settings.log.level,
         timeout_graceful_shutdown=20,
         server_header=False,
+        # Only `[server] trusted_proxies` (service.ingest.sources.ClientAddress) decides the client address:
+        # uvicorn's own proxy headers would believe any X-Forwarded-For from 127.0.0.1 before we look.
+        proxy_headers=False,
+        forwarded_allow_ips=[],
     )
     server = uvicorn.Server(config)
     metrics_port = settings.server.metrics_port
@@ -98,6 +105,25 @@ def run(args: argparse.Namespace, _settings: Settings) -> int:
     if args.workers == 1 and not server.started:
         return 3  # uvicorn's STARTUP_FAILURE; the reason was logged
     return 0
+
+
+def _require_fsync(settings: Settings) -> None:
+    """`[redis] require_fsync`: refuse to start on a Redis that answers before its fsync. A Redis that
+    does not answer is no reason to refuse (events go to the spool); the API re-checks it as it runs."""
+    import redis  # noqa: PLC0415
+
+    from service.ingest.durability import read  # noqa: PLC0415
+    from workers.shared.connections import redis_from_url  # noqa: PLC0415
+
+    client = redis_from_url(settings.redis.url, socket_timeout=settings.redis.socket_timeout_seconds)
+    try:
+        fsync = read(client)
+    except (redis.exceptions.RedisError, OSError):
+        return
+    finally:
+        client.close()
+    if not fsync.guaranteed:
+        raise UsageError(f"[redis] require_fsync is true but {fsync.risk}")
 
 
 def _listen(host: str, port: int) -> socket.socket:

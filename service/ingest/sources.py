@@ -2,7 +2,10 @@
 
 The client address is the socket peer unless that peer is a configured
 trusted proxy; only then is `X-Forwarded-For` read, right to left, skipping
-further trusted proxies. No other peer can choose its address.
+further trusted proxies. No other peer can choose its address (`hookyard
+serve` turns uvicorn's own proxy-header handling off for that reason). An
+IPv4-mapped IPv6 address (`::ffff:203.0.113.7`, what a dual-stack socket
+reports) is the IPv4 address it maps, so IPv4 allow-lists and proxies match it.
 """
 
 from __future__ import annotations
@@ -11,12 +14,20 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
+
 from schemas.settings import Settings, SourceSettings
 from schemas.signatures import SignatureScheme, scheme_for
 from service.ingest.formats import Format, format_for
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+log = structlog.get_logger("hookyard.ingest")
+
+NARROW_PREFIX = {4: 24, 6: 64}
+"""A trusted proxy range wider than this (a /16, a /8, an IPv6 /48) is warned about at start-up: every
+address in it may choose the client address that `allow_ips` checks."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +92,34 @@ class ClientAddress:
         return any(address in network for network in self._trusted)
 
 
+def wide_ranges(cidrs: Sequence[str]) -> list[str]:
+    """The configured ranges wider than `NARROW_PREFIX` for their IP version."""
+    return [
+        cidr
+        for cidr, network in zip(cidrs, _networks(cidrs), strict=True)
+        if network.prefixlen < NARROW_PREFIX[network.version]
+    ]
+
+
+def warn_wide_trusted_proxies(cidrs: Sequence[str]) -> None:
+    """One warning at start-up naming each trusted proxy range wider than a /24 (IPv6: a /64)."""
+    wide = wide_ranges(cidrs)
+    if wide:
+        log.warning(
+            "trusted_proxies_wide",
+            ranges=wide,
+            detail="every address in these ranges may set X-Forwarded-For and so pass allow_ips: "
+            "list only your proxies' addresses",
+        )
+
+
 def _parse(text: str | None) -> Address | None:
     if not text:
         return None
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
+    return address

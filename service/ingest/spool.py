@@ -13,10 +13,13 @@ longer be decoded (written by another version) is moved aside to
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import structlog
@@ -26,6 +29,7 @@ from schemas.wire import QueuedEvent
 log = structlog.get_logger("hookyard.spool")
 _decode = msgspec.json.Decoder(QueuedEvent).decode
 _encode = msgspec.json.Encoder().encode
+T = TypeVar("T")
 
 
 _SCHEMA = """
@@ -41,6 +45,18 @@ CREATE TABLE IF NOT EXISTS spool_quarantine (seq INTEGER PRIMARY KEY, event BLOB
 """
 
 
+class SpoolReport(msgspec.Struct, kw_only=True):
+    """What `hookyard spool` reports about one spool file."""
+
+    path: str
+    waiting: int
+    """Events waiting for Redis (a running `serve` drains them)."""
+    quarantined: int
+    """Rows set aside because they did not decode."""
+    redriven: int = 0
+    """Rows `redrive` put back in line."""
+
+
 class SpoolError(Exception):
     """The spool could not be written or read (disk full, permissions, corruption)."""
 
@@ -49,6 +65,19 @@ class Spool:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def call(self, method: Callable[..., T], *args: object) -> T:
+        """Run one of these (blocking, fsync'ing) methods off the event loop, on the spool's own thread:
+        never the default pool, where database readers could keep a 202 waiting."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookyard-spool")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, method, *args)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -131,6 +160,43 @@ class Spool:
             self._reset()
             raise SpoolError(f"cannot read spool {self.path}: {exc}") from exc
         return int(row[0])
+
+    def quarantined(self) -> int:
+        """Rows moved aside because they no longer decode: acknowledged events waiting for `hookyard spool redrive`."""
+        if not self.path.exists():
+            return 0
+        try:
+            row = self._connection().execute("SELECT count(*) FROM spool_quarantine").fetchone()
+        except sqlite3.Error as exc:
+            self._reset()
+            raise SpoolError(f"cannot read spool {self.path}: {exc}") from exc
+        return int(row[0])
+
+    def redrive(self) -> tuple[int, int]:
+        """Put quarantined rows that decode now (after an upgrade or a fix) back in line, in their
+        original order; returns (moved back, still undecodable)."""
+        try:
+            conn = self._connection()
+            moved = left = 0
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                for seq, blob in conn.execute("SELECT seq, event FROM spool_quarantine ORDER BY seq").fetchall():
+                    try:
+                        event = _decode(blob)
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        left += 1
+                        continue
+                    conn.execute(
+                        "INSERT INTO spooled_events (seq, source, fingerprint, event_id, event) VALUES (?, ?, ?, ?, ?)"
+                        " ON CONFLICT DO NOTHING",
+                        (seq, event.source, event.fingerprint, event.id, blob),
+                    )
+                    conn.execute("DELETE FROM spool_quarantine WHERE seq = ?", (seq,))
+                    moved += 1
+            return moved, left
+        except (sqlite3.Error, OSError) as exc:
+            self._reset()
+            raise SpoolError(f"cannot redrive spool {self.path}: {exc}") from exc
 
     def _reset(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -183,6 +183,7 @@ def test_every_manifest_is_covered_by_a_validator():
             "ScaledObject",
             "Secret",
             "Service",
+            "StatefulSet",
         ]
     )
     assert len(BUILTIN) + len(KEDA) == len(DOCUMENTS) >= 11
@@ -212,14 +213,14 @@ def test_keda_schema_subset_catches_mistakes():
 
 
 def test_kubernetes_validation_catches_mistakes():
-    deployment = yaml.safe_load(yaml.safe_dump(_one("Deployment", "hookyard-api")))
+    deployment = yaml.safe_load(yaml.safe_dump(_one("StatefulSet", "hookyard-api")))
     deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}  # typo
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
 def test_api_probes_resources_and_selectors():
-    api = _one("Deployment", "hookyard-api")
+    api = _one("StatefulSet", "hookyard-api")
     container = _container(api)
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
@@ -231,7 +232,7 @@ def test_api_probes_resources_and_selectors():
         selector = selector.get("matchLabels", selector)
         assert selector.items() <= pod_labels.items(), kind
     hpa = _one("HorizontalPodAutoscaler", "hookyard-api")
-    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hookyard-api"}
+    target = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "hookyard-api"}
     assert hpa["spec"]["scaleTargetRef"] == target
     assert hpa["spec"]["minReplicas"] >= 2
 
@@ -259,7 +260,7 @@ def test_workloads_run_hookyard_commands_with_config_and_secrets():
     configmap = _one("ConfigMap", "hookyard-config")
     commands = {}
     for _, doc in DOCUMENTS:
-        if doc["kind"] not in ("Deployment", "Job", "CronJob"):
+        if doc["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
             continue
         container = _container(doc)
         commands[doc["metadata"]["name"]] = container["args"][:2]
@@ -298,10 +299,36 @@ def _configmap_settings(tmp_path: Path):
 def test_metrics_are_on_their_own_port_which_the_service_names(tmp_path):
     settings = _configmap_settings(tmp_path)
     assert settings.server.metrics_port is not None
-    ports = {p["name"]: p["containerPort"] for p in _container(_one("Deployment", "hookyard-api"))["ports"]}
+    ports = {p["name"]: p["containerPort"] for p in _container(_one("StatefulSet", "hookyard-api"))["ports"]}
     assert ports == {"http": settings.server.port, "metrics": settings.server.metrics_port}
     service_ports = {p["name"]: p["targetPort"] for p in _one("Service", "hookyard-api")["spec"]["ports"]}
     assert service_ports["metrics"] == "metrics"
+
+
+def test_every_deploy_config_requires_fsync(tmp_path):
+    """CONTRACT section 9: every file in deploy/ sets `[redis] require_fsync = true`."""
+    assert _configmap_settings(tmp_path).redis.require_fsync is True
+    compose = tomllib.loads((DEPLOY / "hookyard.toml").read_text(encoding="utf-8"))
+    assert compose["redis"]["require_fsync"] is True
+
+
+def test_api_replicas_keep_their_spool_on_a_volume_and_empty_it_before_they_stop():
+    """The spool survives the pod (a PersistentVolume per replica, kept on scale-in), and preStop waits
+    for it to empty with a command the CLI parses, inside the grace period."""
+    api = _one("StatefulSet", "hookyard-api")
+    (claim,) = api["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in _container(api)["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == "/app/var"
+    pod_volumes = {v["name"] for v in _pod_template(api)["spec"]["volumes"]}
+    assert claim["metadata"]["name"] not in pod_volumes, "an emptyDir of the same name would shadow the claim"
+    assert api["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+    assert api["spec"]["serviceName"] == _one("Service", "hookyard-api-pods")["metadata"]["name"]
+    hook = _container(api)["lifecycle"]["preStop"]["exec"]["command"]
+    assert hook[:2] == ["sh", "-c"]
+    spool_wait = hook[2].split("; ")[-1].split()
+    parsed = build_parser().parse_args(spool_wait[1:])
+    assert (parsed.command, parsed.action) == ("spool", "wait")
+    assert parsed.timeout + 5 + 20 < _pod_template(api)["spec"]["terminationGracePeriodSeconds"]
 
 
 def test_configmap_config_loads_with_the_example_secret(tmp_path):
@@ -340,7 +367,9 @@ def test_compose_topology():
     assert services["migrate"]["healthcheck"] == {"disable": True}
     redis = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis
-    assert "--appendfsync everysec" in redis
+    assert "--appendfsync always" in redis  # CONTRACT section 9: a 202 means on disk
+    assert "api-spool:/app/var" in services["api"]["volumes"]
+    assert {"api-spool"} <= set(_compose()["volumes"])
     assert "--maxmemory-policy noeviction" in redis
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"][1]
@@ -465,7 +494,7 @@ def test_kustomization_lists_every_manifest_and_sets_the_image_once():
     (image,) = kustomization["images"]
     assert image["newTag"] == _project()["version"]
     for _, doc in DOCUMENTS:
-        if doc["kind"] in ("Deployment", "Job", "CronJob"):
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob"):
             name = _container(doc)["image"].rsplit(":", 1)[0]
             assert name == image["name"], f"{doc['metadata']['name']}: kustomize would not rewrite {name}"
 

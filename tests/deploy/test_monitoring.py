@@ -30,6 +30,8 @@ REQUIRED_ALERTS = {
     "HookyardDeadDeliveriesRising",
     "HookyardOldestPendingDeliveryOld",
     "HookyardSpooling",
+    "HookyardSpoolNotDraining",
+    "HookyardSpoolQuarantined",
     "HookyardIngestFailing",
     "HookyardRejectionBurst",
 }

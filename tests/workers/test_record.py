@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -80,15 +79,16 @@ def test_a_late_outcome_never_overwrites_a_newer_attempt(
     registry.handler("*", name="ok")(lambda event: None)
     context = worker.context
     with context.connections.transaction() as session:  # attempt 1 claimed, and its lease has run out
-        stored = store_events(session, [queued(1)], registry, 5, datetime.now(UTC) - timedelta(seconds=1))
+        stored = store_events(session, [queued(1)], registry, 5, -1.0)
     [first] = stored.claimed
-    [second], _, _ = lease.claim(context, [first.id])
+    [second], _ = lease.claim(context, [first.id])
     assert second.attempts == 2
 
     late = Outcome(first.id, first.event_id, "ok", DeliveryStatus.DEAD, "late", 1.0, attempt=first.attempts)
     record.record(context, [late], complete=complete)
 
     assert delivery_statuses(config, first.event_id) == {"ok": ("pending", 2)}
+    assert event_status(config, first.event_id) == "processing"  # the guarded-out `dead` must not count
     [(lease_until, error)] = rows(config, "select lease_until, last_error from deliveries where id = :d", d=first.id)
     assert lease_until is not None  # attempt 2 still holds it
     assert error is None

@@ -58,7 +58,7 @@ def test_rerun_of_a_job_whose_worker_died_runs_the_open_deliveries_once(worker: 
     event = queued(3)
     context = worker.context
     with context.sessions() as session, session.begin():  # the first run stored and claimed, then died
-        stored = store_events(session, [event], registry, 5, datetime.now(UTC) + timedelta(seconds=30))
+        stored = store_events(session, [event], registry, 5, 30.0)
     assert [c.attempts for c in stored.claimed] == [1]
     with context.sessions() as session, session.begin():  # its lease runs out
         session.execute(update(DeliveryRow).values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))

@@ -66,12 +66,19 @@ class PurgeError(Exception):
     """Redis failed after rows were deleted; their fingerprints may still be in Redis."""
 
 
+MAX_AGE_DAYS = 365_000
+"""The longest `--older-than`, in days (1,000 years): a cutoff further back is before year 1."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """`90d`, `12h`, `30m`, `3600s` or `2w`; anything else (or zero) is a ValueError."""
+    """`90d`, `12h`, `30m`, `3600s` or `2w`; anything else (zero, or past `MAX_AGE_DAYS`) is a ValueError."""
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not a duration like 90d, 12h, 30m or 3600s")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_AGE_DAYS * 86_400:
+        raise ValueError(f"{text!r} is too long (at most {MAX_AGE_DAYS}d): nothing is older")
+    return timedelta(seconds=seconds)
 
 
 def purge(
@@ -158,6 +165,36 @@ def _prune_operations(engine: Engine, cutoff: datetime, batch_size: int, now: da
 
 def _rowcount(result: object) -> int:
     return cast("CursorResult[Any]", result).rowcount
+
+
+# Point a fingerprint at the event the database kept, only while it still names the one it refused.
+_HSET_IF_OWNED = """
+local moved = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+
+def repoint_fingerprints(client: redis.Redis, rows: Sequence[tuple[str, str, str, str]]) -> int:
+    """(source, fingerprint, refused event id, first event id): after Redis lost a fingerprint, a re-delivery
+    was queued under a new id and the database kept the first; later re-deliveries get the first id again."""
+    script = client.register_script(_HSET_IF_OWNED)
+    by_source: defaultdict[str, list[str]] = defaultdict(list)
+    for source, fingerprint, refused, first in rows:
+        by_source[source].extend((fingerprint, refused, first))
+    return sum(
+        int(script(keys=[FINGERPRINT_KEY.format(source=source)], args=args)) for source, args in by_source.items()
+    )
+
+
+def forget_fingerprints(client: redis.Redis, rows: Sequence[tuple[str, str, str]]) -> int:
+    """Delete (event id, source, fingerprint) entries that still name their event; returns how many went."""
+    return _forget_fingerprints(client.register_script(_HDEL_IF_OWNED), rows)
 
 
 def _forget_fingerprints(hdel: Script, rows: Sequence[tuple[str, str, str]]) -> int:

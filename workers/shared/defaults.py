@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rq import Retry
+from rq import Callback, Retry
 
 # --- the two RQ jobs -------------------------------------------------------------------------
 
@@ -32,16 +32,27 @@ JOB_TIMEOUT = -1
 STORE_JOB_FAILURE_TTL = 30 * 24 * 3600
 """Seconds a store job that ran out of retries stays in RQ's FailedJobRegistry."""
 
+STORE_JOB_FAILED = "workers.jobs.release_fingerprints"
+"""A store job's RQ `on_failure` callback: once it is out of retries, the fingerprints of its events
+are released, so a re-delivery is stored rather than answered with an id that never exists."""
 
-def job_options(description: str) -> dict[str, Any]:
-    """The keyword arguments every job we queue from Python gets (ingest's Lua writes the same)."""
-    return {
+STORE_JOB_FAILED_TIMEOUT = 60
+"""Seconds RQ gives that callback (RQ's own default, which `Callback` writes into the job hash)."""
+
+
+def job_options(description: str, *, store: bool = False) -> dict[str, Any]:
+    """The keyword arguments every job we queue from Python gets (ingest's Lua writes the same);
+    `store`: a store job, which releases its fingerprints when it fails for good."""
+    options: dict[str, Any] = {
         "job_timeout": JOB_TIMEOUT,
         "result_ttl": 0,
         "failure_ttl": STORE_JOB_FAILURE_TTL,
         "retry": Retry(max=JOB_RETRIES, interval=JOB_RETRY_INTERVALS),
         "description": description,
     }
+    if store:
+        options["on_failure"] = Callback(STORE_JOB_FAILED, timeout=STORE_JOB_FAILED_TIMEOUT)
+    return options
 
 
 # --- ingest's enqueue --------------------------------------------------------------------------
@@ -62,6 +73,17 @@ REDIS_RETRY_SECONDS = 1.0
 
 SPOOL_DRAIN_SECONDS = 1.0
 """How often, in seconds, the API's drainer looks for spooled events to move into Redis."""
+
+SPOOL_SHUTDOWN_SECONDS = 20.0
+"""On SIGTERM, `serve` keeps moving its spool into Redis up to this many seconds before it exits
+(deploy/ gives the pod a longer termination grace period)."""
+
+WAITAOF_TIMEOUT_SECONDS = 1.0
+"""Longest, in seconds, an enqueue waits for Redis >= 7.2 to fsync it (`WAITAOF 1 0`) before the
+batch goes to the spool instead (capped at half of `[redis] socket_timeout_seconds`)."""
+
+FSYNC_CHECK_SECONDS = 30.0
+"""How often, in seconds, the API re-reads Redis's version and AOF settings (`/health/ready`)."""
 
 # --- deliveries --------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """`GET /v1/events`: stored events, newest first, in keyset pages.
 
 Handlers are sync and run in a worker thread (`sync_to_thread=True`), so a
-slow query never holds the event loop that ingest shares.
+slow query never holds the event loop that ingest shares. A page with
+payloads or headers ends early at `[server] max_page_bytes` (its
+`next_cursor` gives the rest), so no page loads more than that.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def list_events_route(
         payload="payload" in extras,
         deliveries="deliveries" in extras,
         headers="headers" in extras,
+        max_bytes=api.settings.server.max_page_bytes,
     )
     next_cursor = None
     if page.more:

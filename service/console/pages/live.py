@@ -1,6 +1,6 @@
 """`/ui/live`: a live tail; `/ui/live/stream` feeds it the Server-Sent Events of `GET /v1/stream`.
 
-The stream is the API's own generator (`service.api.routes.stream.event_stream`),
+The stream is the API's own (`service.api.routes.stream.open_stream`, one shared poller),
 behind the console session instead of an API key (a browser's EventSource
 cannot send one). The page's filters go to the stream; the script adds each
 event as a row at the top, and `EventSource` reconnects with `Last-Event-ID`
@@ -9,7 +9,6 @@ by itself.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from litestar import Request, get
@@ -18,8 +17,7 @@ from litestar.response import Stream, Template
 from schemas.errors import Invalid
 from schemas.tables import EventStatus
 from service.api.filters import EventFilter
-from service.api.reads import newest_seq
-from service.api.routes.stream import event_stream, parse_last_event_id
+from service.api.routes.stream import open_stream
 from service.console.web import Console, Viewer, page, query_string
 
 FILTERS = ("source", "action", "status")
@@ -61,10 +59,5 @@ def live_page(request: Request[Any, Any, Any], viewer: Viewer) -> Template:
 async def live_stream(request: Request[Any, Any, Any], console: Console, viewer: Viewer) -> Stream:
     given = _given(request)
     where = EventFilter.parse(**{name: value or None for name, value in given.items()})
-    resume = parse_last_event_id(request.headers.get("last-event-id"))
-    last = resume if resume is not None else await asyncio.to_thread(newest_seq, console.api.engine)
-    return Stream(
-        event_stream(console.api, where, last, payload=False),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    # Counted against the signed-in key's stream cap, like its API streams.
+    return await open_stream(console.api, viewer.key_name, where, request.headers.get("last-event-id"), payload=False)

@@ -85,6 +85,17 @@ def test_purge_bad_age_is_one_line_and_exit_2(settings, value, capsys):
     assert "90d, 12h, 30m or 3600s" in captured.err
 
 
+@pytest.mark.parametrize("value", ["99999999999d", "365001d", "9999999999999999w"])
+def test_purge_age_past_the_calendar_is_one_line_and_exit_2(settings, value, capsys):
+    assert _run(["purge", "--older-than", value], settings) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("hookyard purge: --older-than:")
+    assert "too long" in captured.err
+    assert "Traceback" not in captured.err
+
+
 def test_purge_needs_older_than():
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["purge"])

@@ -16,6 +16,7 @@ from schemas.wire import QueuedEvent
 from service.ingest.enqueue import EventQueue
 from service.ingest.spool import Spool
 from tests.conftest import gxm_body
+from workers.shared.defaults import MAX_JOB_BYTES
 from workers.shared.serializer import JSONSerializer
 
 QUEUE = "hookyard"
@@ -91,3 +92,41 @@ def test_a_waiting_job_stops_growing_at_its_byte_cap(redis_url: str, redis_clien
     enqueue(redis_url, tmp_path, [[e] for e in big])
 
     assert queued_events(redis_client) == [3, 3]
+
+
+def _big(n: int, size: int) -> QueuedEvent:
+    return msgspec.structs.replace(event(n), body='{"pad": "' + "x" * size + '"}', whole_body=True)
+
+
+def test_every_new_job_is_capped_by_bytes_so_256_bodies_of_1_mib_never_make_one_job(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """One group commit of 256 x 1 MiB: each event travels alone (a lone oversized event is one job of
+    its own), never a 256 MiB job that gets a worker OOM-killed on every retry."""
+    enqueue(redis_url, tmp_path, [[_big(n, 1024 * 1024) for n in range(256)]])
+    assert queued_events(redis_client) == [1] * 256
+
+
+def test_new_jobs_are_capped_by_events_and_by_64_kib(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    enqueue(redis_url, tmp_path, [[event(n) for n in range(250)]], max_job_events=100)
+    assert queued_events(redis_client) == [100, 100, 50]
+    redis_client.flushdb()
+
+    enqueue(redis_url, tmp_path, [[_big(n, 10_000) for n in range(40)]])
+    sizes = [
+        len(redis_client.hget(f"rq:job:{job_id.decode()}", "data") or b"")
+        for job_id in redis_client.lrange("rq:queue:hookyard", 0, -1)
+    ]
+    assert len(sizes) > 1
+    assert max(sizes) <= MAX_JOB_BYTES
+    assert sum(queued_events(redis_client)) == 40
+
+
+def test_a_waiting_job_takes_only_what_fits_and_the_rest_starts_new_jobs(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    enqueue(redis_url, tmp_path, [[event(0)], [event(n) for n in range(1, 10)]], max_job_events=4)
+    assert queued_events(redis_client) == [4, 4, 2]
+    queue = Queue(QUEUE, connection=redis_client, serializer=JSONSerializer)
+    order = [msgspec.convert(item, QueuedEvent).request_id for job in queue.get_jobs() for item in job.args[0]]
+    assert order == [f"r{n}" for n in range(10)]

@@ -40,11 +40,13 @@ def test_the_lua_job_hash_matches_what_rq_enqueue_writes(redis_client: redis.Red
     events = [_event(1), _event(2)]
     args = script_args("hookyard", events)
     redis_client.register_script(ENQUEUE_LUA)(args=args)
-    ours = {k.decode(): v for k, v in redis_client.hgetall(args[2]).items()}
+    ours = {k.decode(): v for k, v in redis_client.hgetall(f"rq:job:{args[3]}").items()}
 
     queue = Queue("hookyard", connection=redis_client, serializer=JSONSerializer)
     theirs_job = queue.enqueue(
-        STORE_BATCH, [msgspec.to_builtins(e) for e in events], **job_options(f"store {len(events)} event(s)")
+        STORE_BATCH,
+        [msgspec.to_builtins(e) for e in events],
+        **job_options(f"store {len(events)} event(s)", store=True),
     )
     theirs = {k.decode(): v for k, v in redis_client.hgetall(f"rq:job:{theirs_job.id}").items()}
 

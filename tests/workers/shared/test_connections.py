@@ -10,8 +10,16 @@ import pytest
 import redis
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
 from redis.sentinel import SentinelConnectionPool
+from sqlalchemy import text
 
-from workers.shared.connections import SentinelURL, async_redis_from_url, parse_sentinel_url, redis_from_url
+from schemas.settings import DatabaseSettings
+from workers.shared.connections import (
+    SentinelURL,
+    async_redis_from_url,
+    make_engine,
+    parse_sentinel_url,
+    redis_from_url,
+)
 
 
 def test_plain_url_reaches_real_redis(redis_url):
@@ -113,3 +121,15 @@ def test_sentinel_without_any_sentinel_up_errors_within_the_timeout():
     client = redis_from_url(f"redis+sentinel://127.0.0.1:{_closed_port()}/mymaster", socket_timeout=0.5)
     with pytest.raises(redis.ConnectionError):  # MasterNotFoundError is a ConnectionError
         client.ping()
+
+
+def test_the_sqlite_store_commits_with_synchronous_full(sqlite_url):
+    """CONTRACT section 9: every commit of the SQLite store is fsynced (2 = FULL; NORMAL, 1, is not
+    durable across a power cut in WAL mode). Read through a connection the production engine made."""
+    engine = make_engine(DatabaseSettings(url=sqlite_url))
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("PRAGMA synchronous")).scalar_one() == 2
+            assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+    finally:
+        engine.dispose()

@@ -1,0 +1,146 @@
+"""A store job that fails for good gives its fingerprints back: a re-delivery is stored, never a 404 id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import msgspec
+import pytest
+import redis
+from rq import Queue
+from rq.registry import FailedJobRegistry
+
+from schemas.wire import QueuedEvent
+from tests.conftest import ADMIN_KEY, Config, ConfigFactory, gxm_body, gxm_headers, rows
+from workers.registry import Registry
+from workers.shared.defaults import STORE_BATCH, job_options
+from workers.shared.serializer import JSONSerializer
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
+
+BODY = gxm_body(payload={"order": 1}, sent_at=1700000000)
+
+
+def _post(base: str) -> httpx.Response:
+    return httpx.post(f"{base}/webhooks/gxm", content=BODY, headers=gxm_headers(), timeout=15)
+
+
+def _poison_the_only_job(config: Config) -> None:
+    """Make the waiting store job fail for good: no retries left, and an event body the store cannot read."""
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        [job_id] = client.lrange("rq:queue:hookyard", 0, -1)
+        key = f"rq:job:{job_id.decode()}"
+        data = msgspec.json.decode(client.hget(key, "data") or b"")
+        # A body that is not a GuestXM envelope: storing it raises, as a bug would.
+        events = [msgspec.convert(item, QueuedEvent) for item in data[2][0]]
+        data[2][0] = [msgspec.to_builtins(msgspec.structs.replace(event, body="{}")) for event in events]
+        client.hset(key, mapping={"data": msgspec.json.encode(data), "retries_left": 0})
+    finally:
+        client.close()
+
+
+def _failed_jobs(config: Config) -> int:
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        return FailedJobRegistry("hookyard", connection=client).count
+    finally:
+        client.close()
+
+
+def test_a_redelivery_after_its_store_job_failed_for_good_is_stored_not_a_duplicate_of_a_404(
+    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
+) -> None:
+    config = make_config()
+    base = server_for(config)
+    first = _post(base)
+    assert first.status_code == 202
+    _poison_the_only_job(config)
+    worker = worker_for(config, Registry())
+    worker.drain()  # type: ignore[attr-defined]
+    assert _failed_jobs(config) == 1
+    admin = {"X-API-Key": ADMIN_KEY}
+    assert httpx.get(f"{base}/v1/events/{first.json()['data']['id']}", headers=admin, timeout=10).status_code == 404
+
+    again = _post(base)
+    assert again.status_code == 202, again.text
+    assert again.json()["data"]["duplicate"] is False
+    worker.drain()  # type: ignore[attr-defined]
+    second_id = again.json()["data"]["id"]
+    assert httpx.get(f"{base}/v1/events/{second_id}", headers=admin, timeout=10).status_code == 200
+
+    third = _post(base)
+    assert third.status_code == 200
+    assert third.json()["data"] == {"id": second_id, "status": "queued", "duplicate": True}
+    assert rows(config, "select id from events") == [(second_id,)]
+
+
+def test_a_failed_store_job_keeps_the_fingerprints_of_events_already_stored(
+    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
+) -> None:
+    """The database is the last word: an event stored by an earlier run keeps its fingerprint when a later
+    job holding it fails for good, so its re-delivery is still 200 with the first id."""
+    config = make_config()
+    base = server_for(config)
+    first = _post(base)
+    assert first.status_code == 202
+    worker = worker_for(config, Registry())
+    worker.drain()  # type: ignore[attr-defined]
+    first_id = first.json()["data"]["id"]
+    assert rows(config, "select id from events") == [(first_id,)]
+
+    # The same event again in a job that fails for good (as if its first job had run twice), beside a poison one.
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        fingerprints = client.hgetall("hookyard:fp:gxm")
+        [(fingerprint, owner)] = fingerprints.items()
+        assert owner.decode() == first_id
+        stored = QueuedEvent(
+            id=first_id, source="gxm", fingerprint=fingerprint.decode(), received_at_us=1, request_id="r1", body="{}"
+        )
+        poison = msgspec.structs.replace(stored, id="01POISON", fingerprint="poison", request_id="r2")
+        client.hset("hookyard:fp:gxm", "poison", "01POISON")
+        queue = Queue("hookyard", connection=client, serializer=JSONSerializer)
+        job = queue.enqueue(STORE_BATCH, [stored, poison], **job_options("store 2 event(s)", store=True))
+        client.hset(f"rq:job:{job.id}", "retries_left", 0)
+    finally:
+        client.close()
+    worker.drain()  # type: ignore[attr-defined]
+    assert _failed_jobs(config) == 1
+
+    again = _post(base)
+    assert again.status_code == 200
+    assert again.json()["data"] == {"id": first_id, "status": "queued", "duplicate": True}
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        assert client.hget("hookyard:fp:gxm", "poison") is None, "the unstored event's fingerprint is released"
+    finally:
+        client.close()
+
+
+def test_after_redis_lost_a_fingerprint_the_database_keeps_one_copy_and_later_redeliveries_get_the_first_id(
+    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
+) -> None:
+    """A fingerprint gone from Redis (a failover to a lagging replica, a restored backup): the re-delivery
+    that meets the gap is queued again, the unique (source, fingerprint) constraint stores nothing twice,
+    and the worker points the fingerprint back at the first id, so every later re-delivery gets it."""
+    config = make_config()
+    base = server_for(config)
+    first = _post(base)
+    worker = worker_for(config, Registry())
+    worker.drain()  # type: ignore[attr-defined]
+    first_id = first.json()["data"]["id"]
+    client = redis.Redis.from_url(config.settings.redis.url)
+    try:
+        client.delete("hookyard:fp:gxm")
+    finally:
+        client.close()
+
+    assert _post(base).status_code == 202  # the gap: Redis cannot know it (see the README's limits)
+    worker.drain()  # type: ignore[attr-defined]
+    assert rows(config, "select id from events") == [(first_id,)]
+
+    again = _post(base)
+    assert again.status_code == 200
+    assert again.json()["data"] == {"id": first_id, "status": "queued", "duplicate": True}
