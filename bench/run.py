@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import drain, e2e, ingest, memory, operate, ordering, reads, sustained
+from bench import drain, e2e, forward, ingest, memory, operate, ordering, reads, sustained
 from bench.context import Context, Measured, Options
 from bench.databases import postgres_base, postgres_version
 from bench.procs import check_kit, redis_version, stack_in, start_redis
@@ -31,6 +31,7 @@ SECTIONS: dict[str, Callable[[Context], Measured]] = {
     "reads": reads.measure,
     "operate": operate.measure,
     "memory": memory.measure,
+    "forward": forward.measure,
 }
 
 

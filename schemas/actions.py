@@ -24,6 +24,9 @@ NAME = r"[A-Z0-9_]+"
 PATTERN = rf"^(\*|{NAME})(:(\*|{NAME}))*(?!\n)$"
 """Any action or pattern (`PUSH`, `PULL_REQUEST:*`, `*:*:UPDATED`, `*`), for the OpenAPI document too."""
 
+HANDLER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+"""A handler's name (`@handler(name=...)`, a `[[forwards]]` block's `name`)."""
+
 _PATTERN = re.compile(PATTERN)
 _SPLIT = re.compile(r"[./:]")
 _OUTSIDE = re.compile(r"[^A-Z0-9_]")

@@ -15,17 +15,23 @@ import tomllib
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
+from schemas.actions import HANDLER_NAME, is_pattern
 from schemas.locators import parse_locator
 from schemas.presets import DEFAULT_PRESET, PRESETS
 from schemas.signatures import DEFAULT_TOLERANCE_SECONDS, SCHEMES, scheme_for
+from schemas.signatures.standard_webhooks import StandardWebhooks
 
 CONFIG_ENV = "HOOKYARD_CONFIG"
 DEFAULT_CONFIG_PATH = "hookyard.toml"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///var/hookyard.db"
+OWN_SOURCE = "hookyard"
+"""The source of hookyard's own events (`HOOKYARD:DELIVERY:DEAD`): reserved, never a `[[sources]]` name,
+so nobody outside can post into it."""
 
 # Environment variables under HOOKYARD_ that are not settings.
 _NOT_SETTINGS = ("HOOKYARD_CONFIG", "HOOKYARD_TEST_")
@@ -120,6 +126,26 @@ class HandlerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     retry_max_seconds: PositiveFloat = 600.0
 
 
+class ForwardSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One `[[forwards]]` block: a built-in handler that POSTs each matching event's stored body to `url`,
+    signed with Standard Webhooks (`workers.forward`)."""
+
+    name: str
+    """Its handler name: deliveries, replays, the console and `GET /v1/handlers` know it by this."""
+    actions: tuple[str, ...]
+    """Action patterns, as `@handler` takes them."""
+    url: str
+    """http:// or https://; redirects are never followed."""
+    secret: str
+    """`whsec_<base64>` (inline, `env:NAME` or `file:/path`): the Standard Webhooks signing key."""
+    timeout_seconds: PositiveFloat | None = None
+    """Default: `[handlers] timeout_seconds`."""
+    max_attempts: Positive | None = None
+    """Default: `[handlers] default_max_attempts`."""
+    allow_hosts: tuple[str, ...] = ()
+    """Addresses or CIDRs exempt from the private-address guard (an internal service's address)."""
+
+
 class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     heartbeat_seconds: Positive = 10
     """A killed worker's job is re-run after about 2 x this plus `maintenance_seconds`."""
@@ -155,6 +181,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     sources: tuple[SourceSettings, ...] = ()
     api_keys: tuple[ApiKeySettings, ...] = ()
     handlers: HandlerSettings = msgspec.field(default_factory=HandlerSettings)
+    forwards: tuple[ForwardSettings, ...] = ()
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
@@ -290,7 +317,11 @@ def _resolve_secrets(settings: Settings, env: dict[str, str]) -> Settings:
     if console.session_secret is not None:
         secret = resolve_secret(console.session_secret, "console.session_secret", env)
         console = msgspec.structs.replace(console, session_secret=secret)
-    return msgspec.structs.replace(settings, sources=sources, api_keys=keys, console=console)
+    forwards = tuple(
+        msgspec.structs.replace(forward, secret=resolve_secret(forward.secret, f"forwards[{i}].secret", env))
+        for i, forward in enumerate(settings.forwards)
+    )
+    return msgspec.structs.replace(settings, sources=sources, api_keys=keys, console=console, forwards=forwards)
 
 
 def _checked(settings: Settings) -> Settings:
@@ -299,6 +330,8 @@ def _checked(settings: Settings) -> Settings:
     for i, source in enumerate(settings.sources):
         if names.count(source.name) > 1:
             raise ConfigError(f"sources[{i}].name: duplicate source {source.name!r}")
+        if source.name == OWN_SOURCE:
+            raise ConfigError(f"sources[{i}].name: {OWN_SOURCE!r} is reserved for hookyard's own events")
         if not source.secrets or any(not secret for secret in source.secrets):
             raise ConfigError(f"sources[{i}].secrets: at least one non-empty secret is required")
         source = _with_preset(source, f"sources[{i}]")
@@ -324,6 +357,7 @@ def _checked(settings: Settings) -> Settings:
             raise ConfigError(f"api_keys[{i}].key_sha256: must be 64 hex characters")
     if settings.console.session_secret is not None and len(settings.console.session_secret) < 32:
         raise ConfigError("console.session_secret: must be at least 32 characters")
+    _check_forwards(settings.forwards)
     if settings.handlers.retry_max_seconds < settings.handlers.retry_base_seconds:
         raise ConfigError("handlers.retry_max_seconds: must not be below retry_base_seconds")
     if not settings.database.url.startswith(("sqlite", "postgresql")):
@@ -331,6 +365,40 @@ def _checked(settings: Settings) -> Settings:
     if not settings.redis.url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         raise ConfigError("redis.url: must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
     return settings
+
+
+def _check_forwards(forwards: tuple[ForwardSettings, ...]) -> None:
+    """Each `[[forwards]]` block can run: a handler name, patterns, an http(s) URL, a usable secret.
+    (A name taken by a `@handler` is refused when handlers load: `workers.registry`.)"""
+    names = [forward.name for forward in forwards]
+    for i, forward in enumerate(forwards):
+        key = f"forwards[{i}]"
+        if not HANDLER_NAME.match(forward.name):
+            raise ConfigError(f"{key}.name: {forward.name!r} is not a handler name (letters, digits, _ . : -)")
+        if forward.name in names[:i]:
+            raise ConfigError(f"{key}.name: duplicate forward {forward.name!r}")
+        if not forward.actions:
+            raise ConfigError(f"{key}.actions: at least one action pattern is required")
+        for j, pattern in enumerate(forward.actions):
+            if not is_pattern(pattern):
+                raise ConfigError(f"{key}.actions[{j}]: {pattern!r} is not an action pattern (LOCATION:*, *, ...)")
+        url = urlsplit(forward.url)
+        try:
+            url.port  # noqa: B018 - a port that is not a number raises here
+        except ValueError:
+            url = url._replace(netloc="")
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"{key}.url: {forward.url!r} is not an http:// or https:// URL")
+        if "@" in url.netloc:
+            raise ConfigError(
+                f"{key}.url: no credentials in the URL (the signature authenticates; URLs show in errors)"
+            )
+        try:
+            StandardWebhooks.key(forward.secret)
+        except ValueError as exc:
+            raise ConfigError(f"{key}.secret: {exc}") from None
+        for j, cidr in enumerate(forward.allow_hosts):
+            _check_network(cidr, f"{key}.allow_hosts[{j}]")
 
 
 def _with_preset(source: SourceSettings, key: str) -> SourceSettings:

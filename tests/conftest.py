@@ -213,6 +213,7 @@ def make_config(tmp_path: Path, redis_url: str, database_url: str) -> ConfigFact
         sources: list[dict[str, Any]] | None = None,
         api_keys: list[dict[str, Any]] | None = None,
         handler_modules: list[str] | None = None,
+        forwards: list[dict[str, Any]] | None = None,
         **sections: dict[str, Any],
     ) -> Config:
         tables: dict[str, dict[str, Any]] = {
@@ -244,6 +245,7 @@ def make_config(tmp_path: Path, redis_url: str, database_url: str) -> ConfigFact
                 {"name": "admin", "key": ADMIN_KEY, "role": "admin", "rate_per_minute": 100000},
                 {"name": "reader", "key": READ_KEY, "role": "read", "rate_per_minute": 100000},
             ],
+            "forwards": forwards or [],
         }
         path = write_config(tmp_path / f"hookyard-{uuid.uuid4().hex[:6]}.toml", tables, arrays)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}

@@ -66,7 +66,7 @@ class WorkerContext:
         progress_path: str | None = None,
     ) -> WorkerContext:
         if load_plugins:
-            registry.load_configured(settings.handlers)
+            registry.load_configured(settings)
         return cls(
             settings=settings,
             connections=Connections(settings, blocking=True),

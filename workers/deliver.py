@@ -32,7 +32,7 @@ from schemas.settings import HandlerSettings
 from schemas.tables import DeliveryRow, DeliveryStatus
 from workers import lease, record
 from workers.context import WorkerContext
-from workers.event import Event, PermanentError, StoredLike, build_event
+from workers.event import DeliveryError, Event, PermanentError, RetryAfter, StoredLike, build_event
 from workers.lease import Claimed
 from workers.record import Outcome
 from workers.registry import HandlerSpec
@@ -256,6 +256,7 @@ def _attempt(context: WorkerContext, item: Claimed, event: StoredLike) -> Outcom
     started = time.perf_counter()
     error: str | None = None
     permanent = mismatch = False
+    retry_after: float | None = None
     try:
         built = build_event(event, item.attempts, item.handler)
         spec.key_of(built)  # an ordering_key that raises fails its own delivery, attempt after attempt
@@ -267,6 +268,9 @@ def _attempt(context: WorkerContext, item: Claimed, event: StoredLike) -> Outcom
         error = str(exc)
     except PermanentError as exc:
         permanent = True
+        error = _describe(exc)
+    except RetryAfter as exc:
+        retry_after = min(max(exc.seconds, 0.0), context.settings.handlers.retry_max_seconds)
         error = _describe(exc)
     except Exception as exc:  # noqa: BLE001 - a handler's failure (or time-out) is data, not our crash
         error = _describe(exc)
@@ -288,7 +292,7 @@ def _attempt(context: WorkerContext, item: Claimed, event: StoredLike) -> Outcom
             attempt=item.attempts,
             mismatch=mismatch,
         )
-    delay = backoff_seconds(item.attempts, context.settings.handlers)
+    delay = backoff_seconds(item.attempts, context.settings.handlers) if retry_after is None else retry_after
     bound.info("delivery_retrying", error=error[:200], retry_in_seconds=round(delay, 2))
     return Outcome(
         item.id,
@@ -336,7 +340,20 @@ def _call(context: WorkerContext, spec: HandlerSpec, event: Event) -> None:
         spec.func(event)
 
 
+def call(context: WorkerContext, spec: HandlerSpec, row: StoredLike, attempt: int = 1) -> None:
+    """Run `spec` once on a stored event as an attempt would (typed payload, time limit, async loop),
+    raising what it raises; nothing is claimed or recorded (`hookyard try`)."""
+    event = build_event(row, attempt, spec.name)
+    _call(context, spec, _typed(event, spec.payload) if spec.payload is not None else event)
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, DeliveryError):
+        return str(exc)
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+describe = _describe
+"""How a handler's failure reads in `last_error` (and in `hookyard try`)."""

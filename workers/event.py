@@ -27,6 +27,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     """The request's headers by lower-case name, without `Authorization`, `Cookie` or signature values."""
     data: Any = None
     """With `@handler(..., payload=SomeStruct)`: the payload converted to that Struct; else `None`."""
+    body: str = ""
+    """The exact request body as received (for a GuestXM source, the whole envelope): what a forward sends."""
 
     @property
     def idempotency_key(self) -> str:
@@ -55,6 +57,8 @@ class StoredLike(Protocol):
     def vendor_event_id(self) -> str | None: ...
     @property
     def headers(self) -> str | None: ...
+    @property
+    def body(self) -> str: ...
 
 
 _decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
@@ -75,8 +79,31 @@ def build_event(row: StoredLike, attempt: int, handler: str) -> Event:
         request_id=row.request_id,
         vendor_event_id=row.vendor_event_id,
         headers=_decode_headers(row.headers) if row.headers else {},
+        body=row.body,
     )
 
 
 class PermanentError(Exception):
     """Raise from a handler to make its delivery `dead` at once, with no retry."""
+
+
+class RetryAfter(Exception):
+    """Raise from a handler to be retried after `seconds` (capped by `retry_max_seconds`) instead of the
+    backoff: a receiver's `Retry-After` says when it can take the event again."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class DeliveryError(Exception):
+    """An error whose message is the whole `last_error`, without the type name and source line that
+    describe a handler's own exceptions: built-in handlers (forwards) word their failures themselves."""
+
+
+class DeadDelivery(DeliveryError, PermanentError):
+    """A built-in handler's failure that retrying cannot fix (a blocked address, a 410)."""
+
+
+class RetryDeliveryAfter(DeliveryError, RetryAfter):
+    """A built-in handler's failure to retry at a time the receiver named."""

@@ -8,7 +8,9 @@ events are one transaction; on PostgreSQL, for a batch just stored and run
 outcomes actually written: one guarded out (another worker took the
 delivery over) makes its event's status come from the rows instead. The
 leases are released (`workers.lease.Holdings`) only once that commit is
-done. Retries are queued only after it, through RQ's scheduler.
+done. Retries are queued only after it, through RQ's scheduler. A delivery
+that goes dead emits hookyard's own event in the same transaction
+(`workers.own_events`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
 from workers.handler_metrics import record_outcomes
 from workers.lease import db_now, open_keyed
+from workers.own_events import emit_dead
 from workers.shared.defaults import MAX_ERROR_CHARS
 
 
@@ -108,18 +111,24 @@ def record(context: WorkerContext, outcomes: list[Outcome], complete: bool = Fal
         }
         for o in outcomes
     ]
+    own: list[int] = []
     event_ids = {o.event_id for o in outcomes}
-    if complete:
+    # A dead delivery's own event is written with its outcome, in one transaction: no one-statement path.
+    fast = complete and not any(o.status == DeliveryStatus.DEAD for o in outcomes)
+    if fast:
         with context.connections.one_statement() as session:  # PostgreSQL: atomic without BEGIN/COMMIT
             event_ids -= _write_complete(session, rows, outcomes)
-    if event_ids:  # not `complete`, or some outcomes guarded out: roll up from the rows themselves
+    if event_ids:  # not `fast`, or some outcomes guarded out: roll up from the rows themselves
         with context.connections.transaction() as session:
             lock_events(session, event_ids)
-            if not complete:
+            if not fast:
+                own = emit_dead(session, context, outcomes)
                 _write_outcomes(session, rows)
             refresh_event_status(session, event_ids)
     context.leases.release(o.delivery_id for o in outcomes)
     record_outcomes(context.redis, outcomes)
+    if own:
+        context.connections.queue_deliveries(own)
     later = [o for o in outcomes if o.status in DeliveryStatus.OPEN and o.next_attempt_at]
     for outcome in later:
         assert outcome.next_attempt_at is not None

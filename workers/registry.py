@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,14 +20,14 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from schemas.actions import is_pattern, pattern_matches
-from schemas.settings import HandlerSettings
+from schemas.actions import HANDLER_NAME, is_pattern, pattern_matches
+from schemas.settings import ForwardSettings, HandlerSettings, Settings
 from workers.event import Event
 
 ENTRY_POINT_GROUP = "hookyard.handlers"
 MAX_KEY_CHARS = 255
 """`deliveries.ordering_key`'s length."""
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+_NAME = HANDLER_NAME
 
 HandlerFunc = Callable[[Event], Any]
 OrderingKey = Callable[[Event], "str | int | None"]
@@ -172,12 +171,11 @@ class Registry:
         self._handlers.clear()
         self._loaded_modules.clear()
 
-    def load_configured(
-        self, settings: HandlerSettings, *, on_error: Callable[[HandlerError], None] | None = None
-    ) -> None:
-        """Import `[handlers] modules`, then the `hookyard.handlers` entry points: the one policy
-        every process uses. A module or entry point that fails raises `HandlerError`, or, with
-        `on_error` (the API, `hookyard replay`), is reported there and the rest still load."""
+    def load_configured(self, settings: Settings, *, on_error: Callable[[HandlerError], None] | None = None) -> None:
+        """Import `[handlers] modules`, then the `hookyard.handlers` entry points, then add the
+        `[[forwards]]` blocks: the one policy every process uses. A module or entry point that fails,
+        or a forward whose name a handler has, raises `HandlerError`, or, with `on_error` (the API,
+        `hookyard replay`), is reported there and the rest still load."""
 
         def attempt(load: Callable[[], None]) -> None:
             try:
@@ -187,10 +185,20 @@ class Registry:
                     raise
                 on_error(exc)
 
-        for module in settings.modules:
+        for module in settings.handlers.modules:
             attempt(partial(self._import, module, f"[handlers] modules: {module}"))
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             attempt(partial(self._load_entry_point, entry))
+        for forward in settings.forwards:
+            attempt(partial(self._add_forward, forward, settings.handlers))
+
+    def _add_forward(self, forward: ForwardSettings, handlers: HandlerSettings) -> None:
+        from workers.forward import MODULE, forward_spec  # noqa: PLC0415 - it imports this module (HandlerSpec)
+
+        existing = self.get(forward.name)
+        if existing is not None and existing.module != MODULE:
+            raise HandlerError(f"[[forwards]] {forward.name!r}: the name is taken by a handler in {existing.module}")
+        self.add(forward_spec(forward, handlers))
 
     def _load_entry_point(self, entry: EntryPoint) -> None:
         try:

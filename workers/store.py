@@ -152,6 +152,8 @@ class StoredEvent(msgspec.Struct, frozen=True):
     vendor_event_id: str | None = None
     headers: str | None = None
     """The kept request headers as a JSON object (`events.headers`)."""
+    body: str = ""
+    """The exact request body (`events.body`): what a forward sends."""
 
 
 class Stored(msgspec.Struct, frozen=True):
@@ -278,6 +280,7 @@ def _stored_event(row: dict[str, Any]) -> StoredEvent:
         request_id=str(row["request_id"]),
         vendor_event_id=row["vendor_event_id"],
         headers=row["headers"],
+        body=str(row["body"]),
     )
 
 

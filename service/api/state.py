@@ -73,7 +73,7 @@ class ApiState:
         def warn(exc: HandlerError) -> None:
             log.warning("handler_module_not_loaded", error=str(exc)[:300])
 
-        self.registry.load_configured(self.settings.handlers, on_error=warn)
+        self.registry.load_configured(self.settings, on_error=warn)
 
 
 def api_state(app: Any) -> ApiState:

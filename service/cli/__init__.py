@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -49,8 +50,11 @@ class _Version(argparse.Action):
 
 
 def command_modules() -> list[str]:
-    """The command modules of this package (a leading `_` marks a helper, not a command)."""
-    return sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+    """The command names, one per module of this package (a leading `_` marks a helper, not a command;
+    a trailing `_` lets a command be a Python keyword: module `try_` is `hookyard try`)."""
+    return sorted(
+        info.name.removesuffix("_") for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in command_modules():
-        importlib.import_module(f"{__name__}.{name}").add_command(commands)
+        module = f"{name}_" if keyword.iskeyword(name) else name
+        importlib.import_module(f"{__name__}.{module}").add_command(commands)
     return parser
 
 

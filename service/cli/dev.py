@@ -16,6 +16,7 @@ then Redis — and says goodbye in one line. A second Ctrl-C kills what is left.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import secrets
@@ -91,12 +92,24 @@ role = "admin"
 modules = ["workers.builtin", "workers.demo"]
 retry_base_seconds = 1.0
 
+# [[forwards]]                         # POST each matching event, signed, to a URL (docs/handlers.md)
+# name = "billing"
+# actions = ["INVOICE:*"]               # "HOOKYARD:DELIVERY:DEAD": an alert for every dead delivery
+# url = "http://127.0.0.1:9000/hooks"
+# secret = "whsec_{_forward_secret()}"
+# allow_hosts = ["127.0.0.1"]           # a local receiver: exempt from the private-address guard
+
 [log]
 format = "console"
 """
     )
     path.chmod(0o600)
     return path
+
+
+def _forward_secret() -> str:
+    """A fresh Standard Webhooks key (base64) for the commented `[[forwards]]` example."""
+    return base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def _preset_examples() -> str:

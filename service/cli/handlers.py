@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from workers.registry import REGISTRY, HandlerError  # noqa: PLC0415
 
     try:
-        REGISTRY.load_configured(settings.handlers)
+        REGISTRY.load_configured(settings)
     except HandlerError as exc:
         print(f"hookyard: {exc}", file=sys.stderr)
         return 2

@@ -93,9 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.event is not None and not is_event_id(args.event):
         raise UsageError(f"--event {args.event!r} is not an event id")
     selection = None if args.event is not None else _selection(args)
-    REGISTRY.load_configured(
-        settings.handlers, on_error=lambda exc: print(f"hookyard replay: warning: {exc}", file=sys.stderr)
-    )
+    REGISTRY.load_configured(settings, on_error=lambda exc: print(f"hookyard replay: warning: {exc}", file=sys.stderr))
     connections = Connections(settings)
     default_max = settings.handlers.default_max_attempts
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from service.cli._common import Subparsers, add_parser, positive
+from service.cli._common import Subparsers, UsageError, add_parser, positive
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -26,10 +26,15 @@ def add_command(commands: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.shared.logs import configure_logging  # noqa: PLC0415 - commands import the stack when they run
+    from workers.registry import REGISTRY, HandlerError  # noqa: PLC0415 - commands import the stack when they run
+    from workers.shared.logs import configure_logging  # noqa: PLC0415
     from workers.worker import run_one, supervise  # noqa: PLC0415
 
     configure_logging(settings.log)
+    try:  # a handler module that fails or a forward whose name is taken: one line, before any process starts
+        REGISTRY.load_configured(settings)
+    except HandlerError as exc:
+        raise UsageError(str(exc)) from None
     if args.burst:
         return run_one(settings, burst=True)
     return supervise(args.processes, settings)

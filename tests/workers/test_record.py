@@ -58,7 +58,7 @@ def test_backoff_spaces_the_retries(config: Config, worker: Worker, registry: Re
     """retry_base_seconds is 0.05 in tests: attempt 2 waits >= 0.04 s, attempt 3 >= 0.08 s."""
     started: list[float] = []
 
-    @registry.handler("*", name="slow-to-recover", max_attempts=3)
+    @registry.handler("LOCATION:*", name="slow-to-recover", max_attempts=3)  # not hookyard's own event
     def slow(event: Event) -> None:
         started.append(time.monotonic())
         raise RuntimeError("not yet")

@@ -25,8 +25,8 @@ def test_stats_counts_and_since(client, worker, registry, insert_events):
     body = client.get("/v1/stats", headers=READ).json()
     data = body["data"]
     assert data["since"].endswith("Z")
-    assert data["events"]["total"] == 2
-    assert data["events"]["by_action"] == {"LOCATION:CREATED": 1, "USER:DELETED": 1}
+    assert data["events"]["total"] == 3  # the dead delivery's own HOOKYARD:DELIVERY:DEAD event counts too
+    assert data["events"]["by_action"] == {"LOCATION:CREATED": 1, "USER:DELETED": 1, "HOOKYARD:DELIVERY:DEAD": 1}
     assert data["events"]["by_status"]["failed"] == 1
     assert data["deliveries"]["by_status"]["dead"] == 1
     assert data["deliveries"]["by_status"]["succeeded"] == 1

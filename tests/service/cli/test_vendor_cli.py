@@ -103,7 +103,7 @@ def test_make_runs_config_shows_every_preset_commented_and_each_works_uncommente
         start = lines.index(next(line for line in lines if line.startswith(f'# name = "{name}"'))) - 1
         example = []
         for line in lines[start:]:
-            if example and line.startswith("# [[sources]]"):
+            if example and line.startswith(("# [[sources]]", "# [[forwards]]")):
                 break
             example.append(line[2:])
         uncommented = "\n".join(example).replace(f"env:{preset.env_name}", "env:SECRET")
@@ -113,3 +113,12 @@ def test_make_runs_config_shows_every_preset_commented_and_each_works_uncommente
         loaded = load_settings({"HOOKYARD_CONFIG": str(path), "SECRET": secret})
         assert loaded.sources[0].preset == name
         assert loaded.sources[0].scheme == preset.scheme
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("# [[forwards]]")))
+    forward = [line[2:] for line in lines[start : lines.index("", start)]]  # the commented [[forwards]] block
+    path = tmp_path / "forward.toml"
+    path.write_text("\n".join(forward) + "\n")
+    loaded = load_settings({"HOOKYARD_CONFIG": str(path)})
+    assert [(f.name, f.actions, f.allow_hosts) for f in loaded.forwards] == [
+        ("billing", ("INVOICE:*",), ("127.0.0.1",))
+    ]

@@ -173,7 +173,7 @@ def test_handlers_rejections_and_overview_pages(client, worker, failing):
     assert "LOCATION:*" in handlers
     overview = client.get("/ui/")
     assert overview.status_code == 200
-    assert 'data-stat="events-total">1<' in overview.text
+    assert 'data-stat="events-total">2<' in overview.text  # the event and its dead delivery's own event
     assert 'data-stat="events-failed">1<' in overview.text
     assert '<svg class="chart"' in overview.text
     assert re.search(r'<path class="area-events" d="M0 200L', overview.text)
