@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
 from service.ingest.enqueue import EventQueue
+from service.ingest.fingerprint_memory import FingerprintMemory
 from service.ingest.rejections import RejectionLedger
 from service.ingest.sources import ClientAddress, Source, build_sources
 from service.ingest.spool import Spool
@@ -60,6 +61,7 @@ class Runtime:
                 self.spool,
                 self.settings.worker.batch_size,
                 self.settings.redis.socket_timeout_seconds,
+                FingerprintMemory(self.redis, lambda: self.connections.engine, lambda: self.connections.redis),
             )
         return self._queue
 
@@ -87,6 +89,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.queue.memory is not None:
+            self.queue.memory.stop()
         await self.queue.drain_before_exit(SPOOL_SHUTDOWN_SECONDS)
         await self.rejections.flush()
         self._queue = None

@@ -40,7 +40,9 @@ import structlog
 
 from schemas.wire import QueuedEvent
 from service.ingest.durability import Fsync, aread
+from service.ingest.fingerprint_memory import FingerprintMemory
 from service.ingest.spool import Spool, SpoolError
+from workers.ops.fingerprints import COMPLETE_KEY, FINGERPRINT_KEY
 from workers.shared.defaults import (
     ENQUEUE_BATCH,
     FSYNC_CHECK_SECONDS,
@@ -68,10 +70,15 @@ local queue_key, queues_key, failure_callback, job_id = ARGV[1], ARGV[2], ARGV[3
 local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local job_prefix, max_events, max_bytes = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
-local callback_timeout = ARGV[16]
-local first = 17
+local callback_timeout, complete_key, run_id = ARGV[16], ARGV[17], ARGV[18]
+local first = 19
 local n = (#ARGV - first + 1) / 4
 local parts, result = {}, {}
+-- Last answer: '1' when this server's fingerprint memory is known whole (workers.ops.fingerprints).
+local complete = ''
+if redis.call('GET', complete_key) == run_id then
+  complete = '1'
+end
 for i = 0, n - 1 do
   local b = first + i * 4
   local fp_key, fp, id, fragment = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -83,6 +90,7 @@ for i = 0, n - 1 do
   end
 end
 if #parts == 0 then
+  result[#result + 1] = complete
   return result
 end
 -- Coalesce: a store job still waiting at the tail of the queue takes as many of these as fit.
@@ -133,6 +141,7 @@ while i <= #parts do
     'failure_callback_timeout', callback_timeout)
   redis.call('RPUSH', queue_key, id)
 end
+result[#result + 1] = complete
 return result
 """
 
@@ -141,16 +150,15 @@ _DATA_TAIL = "]],{}]"
 _encode = msgspec.json.Encoder().encode
 
 
-def fingerprint_key(source: str) -> str:
-    return f"hookyard:fp:{source}"
-
-
 def rq_timestamp(moment: datetime | None = None) -> str:
     """RQ's own `utcformat`: what its registries and `rq info` parse."""
     return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def script_args(queue_name: str, events: Sequence[QueuedEvent], max_job_events: int = MAX_JOB_EVENTS) -> list[Any]:
+def script_args(
+    queue_name: str, events: Sequence[QueuedEvent], max_job_events: int = MAX_JOB_EVENTS, run_id: str = ""
+) -> list[Any]:
+    """The script's arguments; its answer is one entry per event, then the `complete` flag."""
     job_id = uuid.uuid4().hex
     args: list[Any] = [
         f"rq:queue:{queue_name}",
@@ -169,9 +177,11 @@ def script_args(queue_name: str, events: Sequence[QueuedEvent], max_job_events: 
         max_job_events,
         MAX_JOB_BYTES,
         STORE_JOB_FAILED_TIMEOUT,
+        COMPLETE_KEY,
+        run_id,
     ]
     for event in events:
-        args += (fingerprint_key(event.source), event.fingerprint, event.id, _encode(event))
+        args += (FINGERPRINT_KEY.format(source=event.source), event.fingerprint, event.id, _encode(event))
     return args
 
 
@@ -212,6 +222,7 @@ class EventQueue:
         spool: Spool,
         max_job_events: int = MAX_JOB_EVENTS,
         socket_timeout: float = 2.0,
+        memory: FingerprintMemory | None = None,
     ) -> None:
         self._client = client
         self._queue_name = queue_name
@@ -222,6 +233,9 @@ class EventQueue:
         self._flusher: asyncio.Task[None] | None = None
         self._redis_retry_at = 0.0
         self._spool_first = False
+        self.memory = memory
+        self._server_unknown = True
+        """Set by every Redis error: the next enqueue re-reads `run_id` first (a failover, a restart)."""
         self._waitaof_ms = max(1, int(min(WAITAOF_TIMEOUT_SECONDS, socket_timeout / 2) * 1000))
         self.fsync = Fsync()
         """What Redis promises about a write (`service.ingest.durability`), re-read every `FSYNC_CHECK_SECONDS`."""
@@ -239,16 +253,22 @@ class EventQueue:
         await self.check_fsync()
 
     async def check_fsync(self) -> Fsync:
-        """Re-read Redis's version and AOF settings; an unreachable Redis leaves the last answer."""
+        """Re-read Redis's version, `run_id` and AOF settings; an unreachable Redis leaves the last answer."""
         try:
-            async with asyncio.timeout(self._waitaof_ms / 1000 + 1):
-                fsync = await aread(self._client)
-        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            return await self._read_server()
+        except (redis.exceptions.RedisError, OSError) as exc:
             log.debug("fsync_check_failed", error=type(exc).__name__)
             return self.fsync
+
+    async def _read_server(self) -> Fsync:
+        async with asyncio.timeout(self._waitaof_ms / 1000 + 1):
+            fsync = await aread(self._client)
         if fsync.risk and fsync.risk != self.fsync.risk:
             log.warning("redis_not_fsyncing", risk=fsync.risk)
+        if self.fsync.run_id and fsync.run_id != self.fsync.run_id:
+            log.warning("redis_server_changed", run_id=fsync.run_id, previous_run_id=self.fsync.run_id)
         self.fsync = fsync
+        self._server_unknown = False
         return fsync
 
     async def check_fsync_forever(self, interval: float = FSYNC_CHECK_SECONDS) -> None:
@@ -288,6 +308,7 @@ class EventQueue:
             return
         except (redis.exceptions.RedisError, OSError) as exc:
             self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            self._server_unknown = True
             await self._spool_or_fail(batch, f"{type(exc).__name__}: {exc}")
             return
         except BaseException as exc:  # cancelled or a bug: never leave a request hanging
@@ -305,18 +326,24 @@ class EventQueue:
         """Run the script; for each event, '' if queued now or the id it duplicates.
 
         On Redis >= 7.2 with AOF on, `WAITAOF 1 0` rides in the same round trip; if it reports
-        no local fsync, `NotOnDisk` carries the script's answer."""
-        args = script_args(self._queue_name, events, self._max_job_events)
+        no local fsync, `NotOnDisk` carries the script's answer. While this Redis server's
+        fingerprint memory is not known whole, the database is asked too (`fingerprint_memory`)."""
+        if self._server_unknown:  # after a Redis error this may be another server: learn which first
+            await self._read_server()
+        run_id = self.fsync.run_id
+        args = script_args(self._queue_name, events, self._max_job_events, run_id)
         if not self.fsync.waitaof:
             raw = await self._script(args=args)
-            return [_text(value) for value in raw]
-        async with self._client.pipeline(transaction=False) as pipe:
-            await self._script(args=args, client=pipe)
-            pipe.execute_command("WAITAOF", 1, 0, self._waitaof_ms)
-            raw, (local, _replicas) = await pipe.execute()
-        answer = [_text(value) for value in raw]
-        if int(local) < 1:
-            raise NotOnDisk(answer)
+        else:
+            async with self._client.pipeline(transaction=False) as pipe:
+                await self._script(args=args, client=pipe)
+                pipe.execute_command("WAITAOF", 1, 0, self._waitaof_ms)
+                raw, (local, _replicas) = await pipe.execute()
+            if int(local) < 1:
+                raise NotOnDisk([_text(value) for value in raw[:-1]])
+        *answer, complete = [_text(value) for value in raw]
+        if not complete and self.memory is not None:
+            return await self.memory.resolve(events, answer, run_id)
         return answer
 
     async def _spool_or_fail(self, batch: list[_Pending], reason: str) -> None:
@@ -340,6 +367,8 @@ class EventQueue:
             event_ids=[e.id for e in events[:10]],
             request_ids=[e.request_id for e in events[:10]],
         )
+        if self.memory is not None:  # stored before Redis went away, or before it forgot?
+            firsts = await self.memory.look_up(events, firsts)
         for item, first_id in zip(batch, firsts, strict=True):
             if not item.future.done():
                 item.future.set_result(
@@ -376,6 +405,7 @@ class EventQueue:
             return not self._spool_first
         except (redis.exceptions.RedisError, OSError, NotOnDisk) as exc:
             self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            self._server_unknown = True
             log.debug("spool_drain_waiting", error=type(exc).__name__)
         except SpoolError as exc:
             log.error("spool_unreadable", error=str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -13,6 +14,7 @@ from rq.registry import FailedJobRegistry
 
 from schemas.wire import QueuedEvent
 from tests.conftest import ADMIN_KEY, Config, ConfigFactory, gxm_body, gxm_headers, rows
+from tests.faults.conftest import KillableRedis
 from workers.registry import Registry
 from workers.shared.defaults import STORE_BATCH, job_options
 from workers.shared.serializer import JSONSerializer
@@ -119,28 +121,91 @@ def test_a_failed_store_job_keeps_the_fingerprints_of_events_already_stored(
         client.close()
 
 
-def test_after_redis_lost_a_fingerprint_the_database_keeps_one_copy_and_later_redeliveries_get_the_first_id(
-    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
-) -> None:
-    """A fingerprint gone from Redis (a failover to a lagging replica, a restored backup): the re-delivery
-    that meets the gap is queued again, the unique (source, fingerprint) constraint stores nothing twice,
-    and the worker points the fingerprint back at the first id, so every later re-delivery gets it."""
-    config = make_config()
-    base = server_for(config)
+def _admin_get(base: str, event_id: str) -> int:
+    return httpx.get(f"{base}/v1/events/{event_id}", headers={"X-API-Key": ADMIN_KEY}, timeout=10).status_code
+
+
+def _stored_then_redelivered(base: str, config: Config, worker: object, forget: Callable[[], None]) -> None:
+    """Store one event, let Redis forget it (`forget`), then re-deliver it twice: both get the first id."""
     first = _post(base)
-    worker = worker_for(config, Registry())
     worker.drain()  # type: ignore[attr-defined]
     first_id = first.json()["data"]["id"]
+    forget()
+
+    again = _post(base)
+    assert again.status_code == 200, again.text
+    assert again.json()["data"] == {"id": first_id, "status": "queued", "duplicate": True}
+    worker.drain()  # type: ignore[attr-defined]
+    assert rows(config, "select id from events") == [(first_id,)]
+    assert _admin_get(base, first_id) == 200
+
+    third = _post(base)
+    assert third.status_code == 200
+    assert third.json()["data"]["id"] == first_id
+
+
+def test_a_redis_that_lost_its_data_still_answers_a_redelivery_200_with_the_first_id(
+    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
+) -> None:
+    """Redis emptied under a running API (restarted without its data, FLUSHALL): the database is asked
+    about new fingerprints until the memory is rebuilt from it, and is stored once either way."""
+    config = make_config()
+    base = server_for(config)
+    worker = worker_for(config, Registry())
     client = redis.Redis.from_url(config.settings.redis.url)
+
+    def forget() -> None:
+        client.delete("hookyard:fp:gxm", "hookyard:fp-complete")
+
     try:
-        client.delete("hookyard:fp:gxm")
+        _stored_then_redelivered(base, config, worker, forget)
+        deadline = time.monotonic() + 10
+        while client.get("hookyard:fp-complete") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("hookyard:fp-complete") is not None, "the memory is rebuilt and marked whole"
+        assert client.hlen("hookyard:fp:gxm") == 1
     finally:
         client.close()
 
-    assert _post(base).status_code == 202  # the gap: Redis cannot know it (see the README's limits)
-    worker.drain()  # type: ignore[attr-defined]
-    assert rows(config, "select id from events") == [(first_id,)]
+
+def test_a_redelivery_to_another_redis_server_lacking_the_fingerprint_gets_the_first_id(
+    make_config: ConfigFactory,
+    killable_redis: KillableRedis,
+    server_for: Callable[..., str],
+    worker_for: Callable[..., object],
+) -> None:
+    """A failover to a lagging replica, or a backup restored: the server still says its memory is whole
+    but it is another server (another `run_id`), so ingest checks the database until it is rebuilt."""
+    config = make_config(redis={"url": killable_redis.url})
+    base = server_for(config)
+    worker = worker_for(config, Registry())
+
+    def forget() -> None:
+        client = killable_redis.client()
+        try:
+            client.delete("hookyard:fp:gxm")  # what the lagging copy never received
+        finally:
+            client.close()
+        killable_redis.kill()
+        killable_redis.start()
+
+    _stored_then_redelivered(base, config, worker, forget)
+
+
+def test_a_redelivery_of_a_stored_event_while_redis_is_down_gets_the_first_id_from_the_spool_path(
+    make_config: ConfigFactory,
+    killable_redis: KillableRedis,
+    server_for: Callable[..., str],
+    worker_for: Callable[..., object],
+) -> None:
+    """The spool only knows what it holds; the database is asked about the rest, so a vendor retrying
+    during a Redis outage is not given a second id for an event stored before it."""
+    config = make_config(redis={"url": killable_redis.url})
+    base = server_for(config)
+    first = _post(base)
+    worker_for(config, Registry()).drain()  # type: ignore[attr-defined]
+    killable_redis.kill()
 
     again = _post(base)
-    assert again.status_code == 200
-    assert again.json()["data"] == {"id": first_id, "status": "queued", "duplicate": True}
+    assert again.status_code == 200, again.text
+    assert again.json()["data"] == {"id": first.json()["data"]["id"], "status": "queued", "duplicate": True}

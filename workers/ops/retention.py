@@ -27,9 +27,7 @@ from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from schemas.tables import ConsoleSessionRow, DeliveryRow, EventRow, RejectionRow, ReplayRow
-
-FINGERPRINT_KEY = "hookyard:fp:{source}"
-"""Redis hash per source: field = event fingerprint (hex), value = event id."""
+from workers.ops.fingerprints import FINGERPRINT_KEY
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -165,31 +163,6 @@ def _prune_operations(engine: Engine, cutoff: datetime, batch_size: int, now: da
 
 def _rowcount(result: object) -> int:
     return cast("CursorResult[Any]", result).rowcount
-
-
-# Point a fingerprint at the event the database kept, only while it still names the one it refused.
-_HSET_IF_OWNED = """
-local moved = 0
-for i = 1, #ARGV, 3 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-    moved = moved + 1
-  end
-end
-return moved
-"""
-
-
-def repoint_fingerprints(client: redis.Redis, rows: Sequence[tuple[str, str, str, str]]) -> int:
-    """(source, fingerprint, refused event id, first event id): after Redis lost a fingerprint, a re-delivery
-    was queued under a new id and the database kept the first; later re-deliveries get the first id again."""
-    script = client.register_script(_HSET_IF_OWNED)
-    by_source: defaultdict[str, list[str]] = defaultdict(list)
-    for source, fingerprint, refused, first in rows:
-        by_source[source].extend((fingerprint, refused, first))
-    return sum(
-        int(script(keys=[FINGERPRINT_KEY.format(source=source)], args=args)) for source, args in by_source.items()
-    )
 
 
 def forget_fingerprints(client: redis.Redis, rows: Sequence[tuple[str, str, str]]) -> int:

@@ -22,7 +22,7 @@ from service.cli import build_parser, run_command
 from service.cli._progress import Progress
 from service.cli.stats import parse_since
 from tests.workers.rows import event_row, store, unique_source
-from workers.ops.retention import FINGERPRINT_KEY
+from workers.ops.fingerprints import FINGERPRINT_KEY
 from workers.shared.connections import make_engine
 
 

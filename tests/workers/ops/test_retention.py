@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from schemas.tables import DeliveryRow, EventRow
 from tests.workers.rows import event_row, store, unique_source
-from workers.ops.retention import FINGERPRINT_KEY, parse_duration, purge
+from workers.ops.fingerprints import FINGERPRINT_KEY
+from workers.ops.retention import parse_duration, purge
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=100)
