@@ -1,7 +1,5 @@
 """events and deliveries
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-23 11:56:02.725757
 """
 
@@ -14,8 +12,6 @@ import schemas.tables
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,7 +1,5 @@
 """replays, rejections, console sessions
 
-Revision ID: 0004
-Revises: 0002
 Create Date: 2026-11-30 13:23:38.497601
 """
 
@@ -14,8 +12,6 @@ import schemas.tables
 
 revision = "0004"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

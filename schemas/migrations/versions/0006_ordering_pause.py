@@ -1,7 +1,5 @@
 """ordering keys on deliveries, paused handlers
 
-Revision ID: 0006
-Revises: 0005
 Create Date: 2026-11-30 16:30:00
 
 The ordering columns are nullable: deliveries stored before this revision have
@@ -21,8 +19,6 @@ ORDERING_SUCCEEDED = "ordering_key IS NOT NULL AND status = 'succeeded'"
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
