@@ -16,9 +16,8 @@ down_revision = "0001"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("vendor_event_id", sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column("headers", sa.Text(), nullable=True))
+    op.add_column("events", sa.Column("vendor_event_id", sa.String(length=255), nullable=True))
+    op.add_column("events", sa.Column("headers", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:

@@ -13,8 +13,7 @@ down_revision = "0004"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("lease_owner", sa.String(length=100), nullable=True))
+    op.add_column("deliveries", sa.Column("lease_owner", sa.String(length=100), nullable=True))
 
 
 def downgrade() -> None:
