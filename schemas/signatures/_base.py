@@ -82,7 +82,8 @@ class BaseScheme:
         return secret.encode()
 
     def signed_at(self, headers: Headers) -> int | None:
-        return timestamp_of(headers.get(self.timestamp_header)) if self.timestamp_header else None
+        header = self.timestamp_header
+        return timestamp_of(headers.get(header)) if header else None
 
     def handshake(self, document: object) -> str | None:
         return None
