@@ -1,7 +1,8 @@
 """Wire shapes of the `/v1` read API, as the OpenAPI document shows them.
 
 Each response is one concrete envelope Struct (not a generic one) so that the
-OpenAPI document names every shape. Timestamps are aware UTC datetimes, which
+OpenAPI document names every shape; they take `meta` and `warnings` from two
+private bases. Timestamps are aware UTC datetimes, which
 msgspec writes as ISO 8601 with `Z`. A stored payload travels as
 `msgspec.Raw`: the exact text the vendor sent, never decoded and re-encoded.
 """
@@ -59,16 +60,28 @@ class PageMeta(msgspec.Struct, kw_only=True):
     limit: int
 
 
-class EventPage(msgspec.Struct, kw_only=True):
-    data: list[Event]
+class _Envelope(msgspec.Struct, kw_only=True):
+    """The `meta` and `warnings` of every unpaged response; each subclass narrows `data`, which stays the first key."""
+
+    data: Any
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class _Page(msgspec.Struct, kw_only=True):
+    """The `meta` and `warnings` of every paged list; each subclass narrows `data`, which stays the first key."""
+
+    data: Any
     meta: PageMeta
     warnings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class EventEnvelope(msgspec.Struct, kw_only=True):
+class EventPage(_Page, kw_only=True):
+    data: list[Event]
+
+
+class EventEnvelope(_Envelope, kw_only=True):
     data: Event
-    meta: dict[str, Any] = msgspec.field(default_factory=dict)
-    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Handler(msgspec.Struct, kw_only=True):
@@ -80,10 +93,8 @@ class Handler(msgspec.Struct, kw_only=True):
     """`POST /v1/handlers/{name}/pause`: its deliveries wait `pending`, uncharged, until resumed."""
 
 
-class HandlerList(msgspec.Struct, kw_only=True):
+class HandlerList(_Envelope, kw_only=True):
     data: list[Handler]
-    meta: dict[str, Any] = msgspec.field(default_factory=dict)
-    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -106,16 +117,12 @@ class ReplayResult(msgspec.Struct, kw_only=True):
     deliveries: list[ReplayedDelivery]
 
 
-class ReplayEnvelope(msgspec.Struct, kw_only=True):
+class ReplayEnvelope(_Envelope, kw_only=True):
     data: ReplayResult
-    meta: dict[str, Any] = msgspec.field(default_factory=dict)
-    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class StatsEnvelope(msgspec.Struct, kw_only=True):
+class StatsEnvelope(_Envelope, kw_only=True):
     data: Stats
-    meta: dict[str, Any] = msgspec.field(default_factory=dict)
-    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class ErrorMeta(msgspec.Struct, kw_only=True):
@@ -178,10 +185,8 @@ class DeliveryRecord(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class DeliveryPage(msgspec.Struct, kw_only=True):
+class DeliveryPage(_Page, kw_only=True):
     data: list[DeliveryRecord]
-    meta: PageMeta
-    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class ReplayFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -216,10 +221,8 @@ class ReplayCounts(msgspec.Struct, kw_only=True):
     deliveries: int
 
 
-class ReplayCountsEnvelope(msgspec.Struct, kw_only=True):
+class ReplayCountsEnvelope(_Envelope, kw_only=True):
     data: ReplayCounts
-    meta: dict[str, Any] = msgspec.field(default_factory=dict)
-    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 ReplayStatusName = Literal["queued", "running", "done"]
@@ -238,10 +241,8 @@ class BulkReplay(msgspec.Struct, kw_only=True):
     finished_at: datetime | None
 
 
-class BulkReplayEnvelope(msgspec.Struct, kw_only=True):
+class BulkReplayEnvelope(_Envelope, kw_only=True):
     data: BulkReplay
-    meta: dict[str, Any] = msgspec.field(default_factory=dict)
-    warnings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Rejection(msgspec.Struct, kw_only=True):
@@ -258,7 +259,5 @@ class Rejection(msgspec.Struct, kw_only=True):
     count: int
 
 
-class RejectionPage(msgspec.Struct, kw_only=True):
+class RejectionPage(_Page, kw_only=True):
     data: list[Rejection]
-    meta: PageMeta
-    warnings: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -5,8 +5,6 @@ from schemas.presets._base import Preset
 PRESET = Preset(
     name="github",
     scheme="hmac-sha256",
-    format="json",
     action=("header:X-GitHub-Event", "json:/action"),
     event_id="header:X-GitHub-Delivery",
-    env_name="GITHUB_WEBHOOK_SECRET",
 )

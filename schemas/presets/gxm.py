@@ -2,4 +2,4 @@
 
 from schemas.presets._base import Preset
 
-PRESET = Preset(name="gxm", scheme="gxm-sha256", format="gxm", env_name="GXM_WEBHOOK_SECRET")
+PRESET = Preset(name="gxm", scheme="gxm-sha256", format="gxm")

@@ -2,11 +2,4 @@
 
 from schemas.presets._base import Preset
 
-PRESET = Preset(
-    name="shopify",
-    scheme="shopify",
-    format="json",
-    action=("header:X-Shopify-Topic",),
-    event_id="header:X-Shopify-Webhook-Id",
-    env_name="SHOPIFY_WEBHOOK_SECRET",
-)
+PRESET = Preset(name="shopify", action=("header:X-Shopify-Topic",), event_id="header:X-Shopify-Webhook-Id")

@@ -4,8 +4,6 @@ from schemas.presets._base import Preset
 
 PRESET = Preset(
     name="slack",
-    scheme="slack",
-    format="json",
     action=("json:/type", "json:/event/type"),
     event_id="json:/event_id",
     sent_at="header:X-Slack-Request-Timestamp",

@@ -4,8 +4,6 @@ from schemas.presets._base import Preset
 
 PRESET = Preset(
     name="standard-webhooks",
-    scheme="standard-webhooks",
-    format="json",
     action=("json:/type",),
     event_id="header:webhook-id",
     sent_at="header:webhook-timestamp",

@@ -2,12 +2,4 @@
 
 from schemas.presets._base import Preset
 
-PRESET = Preset(
-    name="stripe",
-    scheme="stripe",
-    format="json",
-    action=("json:/type",),
-    event_id="json:/id",
-    sent_at="json:/created",
-    env_name="STRIPE_WEBHOOK_SECRET",
-)
+PRESET = Preset(name="stripe", action=("json:/type",), event_id="json:/id", sent_at="json:/created")

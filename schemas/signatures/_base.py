@@ -55,9 +55,22 @@ class SignatureScheme(Protocol):
 
 
 class BaseScheme:
-    """Defaults for the optional parts: no timestamp, no handshake; secrets kept as HMAC keys."""
+    """Defaults for the optional parts: covers the body, no timestamp, no handshake; secrets kept as HMAC keys.
 
+    A scheme names `header`; `signature_headers` is just that one unless the scheme lists more.
+    """
+
+    header: ClassVar[str]
+    signature_headers: ClassVar[tuple[str, ...]]
+    needs_body: ClassVar[bool] = True
     timestamped: ClassVar[bool] = False
+    timestamp_header: ClassVar[bytes] = b""
+    """The lower-case header holding the signed unix-seconds timestamp, when it has one of its own."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "signature_headers" not in cls.__dict__:
+            cls.signature_headers = (cls.header,)
 
     def __init__(self, secrets: Sequence[str], tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS) -> None:
         self._keys = [self.key(secret) for secret in secrets]
@@ -69,7 +82,8 @@ class BaseScheme:
         return secret.encode()
 
     def signed_at(self, headers: Headers) -> int | None:
-        return None
+        header = self.timestamp_header
+        return timestamp_of(headers.get(header)) if header else None
 
     def handshake(self, document: object) -> str | None:
         return None

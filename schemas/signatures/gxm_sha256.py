@@ -16,7 +16,6 @@ from schemas.signatures._base import DEFAULT_TOLERANCE_SECONDS, BaseScheme, Head
 class GxmSha256(BaseScheme):
     name: ClassVar[str] = "gxm-sha256"
     header: ClassVar[str] = "X-GXM-APISIGNATURE"
-    signature_headers: ClassVar[tuple[str, ...]] = ("X-GXM-APISIGNATURE",)
     _header_key: ClassVar[bytes] = b"x-gxm-apisignature"
     needs_body: ClassVar[bool] = False
 

@@ -17,7 +17,6 @@ class HmacSha256(BaseScheme):
     header: ClassVar[str] = "X-Hub-Signature-256"
     signature_headers: ClassVar[tuple[str, ...]] = ("X-Hub-Signature-256", "X-Hub-Signature")
     _header_key: ClassVar[bytes] = b"x-hub-signature-256"
-    needs_body: ClassVar[bool] = True
 
     def verify(self, headers: Headers, body: bytes = b"", now: float | None = None) -> bool:
         given = headers.get(self._header_key, b"").strip().lower()

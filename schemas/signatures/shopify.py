@@ -15,8 +15,6 @@ from schemas.signatures._base import BaseScheme, Headers, any_match, hmac_sha256
 class Shopify(BaseScheme):
     name: ClassVar[str] = "shopify"
     header: ClassVar[str] = "X-Shopify-Hmac-Sha256"
-    signature_headers: ClassVar[tuple[str, ...]] = ("X-Shopify-Hmac-Sha256",)
-    needs_body: ClassVar[bool] = True
 
     def verify(self, headers: Headers, body: bytes = b"", now: float | None = None) -> bool:
         given = headers.get(b"x-shopify-hmac-sha256", b"").strip()

@@ -15,15 +15,11 @@ from schemas.signatures._base import BaseScheme, Headers, any_match, hmac_sha256
 class Slack(BaseScheme):
     name: ClassVar[str] = "slack"
     header: ClassVar[str] = "X-Slack-Signature"
-    signature_headers: ClassVar[tuple[str, ...]] = ("X-Slack-Signature",)
-    needs_body: ClassVar[bool] = True
     timestamped: ClassVar[bool] = True
-
-    def signed_at(self, headers: Headers) -> int | None:
-        return timestamp_of(headers.get(b"x-slack-request-timestamp"))
+    timestamp_header: ClassVar[bytes] = b"x-slack-request-timestamp"
 
     def verify(self, headers: Headers, body: bytes = b"", now: float | None = None) -> bool:
-        stamp = headers.get(b"x-slack-request-timestamp", b"").strip()
+        stamp = headers.get(self.timestamp_header, b"").strip()
         given = headers.get(b"x-slack-signature", b"").strip().lower()
         matched = any_match(
             [given], [b"v0=" + hmac_sha256(key, b"v0:", stamp, b":", body).hex().encode() for key in self._keys]

@@ -23,9 +23,8 @@ PREFIX = "whsec_"
 class StandardWebhooks(BaseScheme):
     name: ClassVar[str] = "standard-webhooks"
     header: ClassVar[str] = "webhook-signature"
-    signature_headers: ClassVar[tuple[str, ...]] = ("webhook-signature",)
-    needs_body: ClassVar[bool] = True
     timestamped: ClassVar[bool] = True
+    timestamp_header: ClassVar[bytes] = b"webhook-timestamp"
 
     @staticmethod
     def key(secret: str) -> bytes:
@@ -38,12 +37,9 @@ class StandardWebhooks(BaseScheme):
             raise ValueError("a standard-webhooks secret is `whsec_` followed by base64")
         return key
 
-    def signed_at(self, headers: Headers) -> int | None:
-        return timestamp_of(headers.get(b"webhook-timestamp"))
-
     def verify(self, headers: Headers, body: bytes = b"", now: float | None = None) -> bool:
         message_id = headers.get(b"webhook-id", b"").strip()
-        stamp = headers.get(b"webhook-timestamp", b"").strip()
+        stamp = headers.get(self.timestamp_header, b"").strip()
         given = [
             version_and_value[3:]
             for version_and_value in headers.get(b"webhook-signature", b"").split()

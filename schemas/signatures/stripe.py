@@ -28,8 +28,6 @@ def _fields(value: bytes) -> tuple[bytes | None, list[bytes]]:
 class Stripe(BaseScheme):
     name: ClassVar[str] = "stripe"
     header: ClassVar[str] = "Stripe-Signature"
-    signature_headers: ClassVar[tuple[str, ...]] = ("Stripe-Signature",)
-    needs_body: ClassVar[bool] = True
     timestamped: ClassVar[bool] = True
 
     def signed_at(self, headers: Headers) -> int | None:

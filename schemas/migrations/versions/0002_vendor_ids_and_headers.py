@@ -1,7 +1,5 @@
 """events keep the vendor's event id and the request headers
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-11-24 09:00:00
 
 Both nullable: events stored before this revision have neither (the read
@@ -15,14 +13,11 @@ from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("vendor_event_id", sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column("headers", sa.Text(), nullable=True))
+    op.add_column("events", sa.Column("vendor_event_id", sa.String(length=255), nullable=True))
+    op.add_column("events", sa.Column("headers", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:

@@ -1,7 +1,5 @@
 """deliveries.lease_owner: which worker holds a lease
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-11-30 16:40:00.000000
 """
 
@@ -12,13 +10,10 @@ from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("lease_owner", sa.String(length=100), nullable=True))
+    op.add_column("deliveries", sa.Column("lease_owner", sa.String(length=100), nullable=True))
 
 
 def downgrade() -> None:

@@ -1,7 +1,5 @@
 """ordering keys on deliveries, paused handlers
 
-Revision ID: 0006
-Revises: 0005
 Create Date: 2026-11-30 16:30:00
 
 The ordering columns are nullable: deliveries stored before this revision have
@@ -14,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import schemas.tables
+from schemas.migrations.columns import strings, timestamps
 
 # The predicates as they were at this revision (not imported: a later change must not rewrite history).
 ORDERING_OPEN = "ordering_key IS NOT NULL AND status IN ('pending', 'retrying')"
@@ -21,8 +20,6 @@ ORDERING_SUCCEEDED = "ordering_key IS NOT NULL AND status = 'succeeded'"
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -43,9 +40,8 @@ def upgrade() -> None:
             )
     op.create_table(
         "handler_pauses",
-        sa.Column("handler", sa.String(length=200), nullable=False),
-        sa.Column("paused_by", sa.String(length=200), nullable=False),
-        sa.Column("paused_at", schemas.tables.UTCDateTime(timezone=True), nullable=False),
+        *strings(handler=200, paused_by=200),
+        *timestamps("paused_at"),
         sa.PrimaryKeyConstraint("handler", name=op.f("pk_handler_pauses")),
     )
 
