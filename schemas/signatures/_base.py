@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
@@ -100,8 +101,14 @@ def digest(value: bytes) -> bytes:
     return hashlib.sha256(value).digest()
 
 
+@functools.lru_cache(maxsize=64)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """The HMAC state after the key: copying it skips hashing the key blocks on every request."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
 def hmac_sha256(key: bytes, *parts: bytes) -> bytes:
-    mac = hmac.new(key, digestmod=hashlib.sha256)
+    mac = _keyed(key).copy()
     for part in parts:
         mac.update(part)
     return mac.digest()
