@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVarTuple
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 import msgspec
 from sqlalchemy import BigInteger, Select, func, literal, select, text, tuple_
@@ -22,6 +22,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, RejectionRow, 
 from service.api.filters import DeliveryFilter, EventFilter, RejectionFilter
 
 Row = TypeVarTuple("Row")
+Record = TypeVar("Record", bound=msgspec.Struct)
 
 _EVENT_COLUMNS = (
     EventRow.seq,
@@ -59,19 +60,9 @@ def _event(row: Any, payload: str | None = None) -> Event:
     return event
 
 
-def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        handler=row.handler,
-        status=row.status,
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        last_error=row.last_error,
-        updated_at=row.updated_at,
-        created_at=row.created_at,
-        last_started_at=row.last_started_at,
-        last_duration_ms=row.last_duration_ms,
-        next_attempt_at=row.next_attempt_at,
-    )
+def _record(row: Any, kind: type[Record]) -> Record:
+    """`row` as `kind`: the query selects each of its fields under the field's name."""
+    return msgspec.convert(row._mapping, kind)
 
 
 def _columns(*, payload: bool, headers: bool) -> list[Any]:
@@ -180,7 +171,7 @@ def deliveries_of(connection: Connection, event_ids: Sequence[str]) -> dict[str,
         select(table).where(table.c.event_id.in_(event_ids)).order_by(table.c.event_id, table.c.handler)
     )
     for row in rows:
-        found.setdefault(row.event_id, []).append(_delivery(row))
+        found.setdefault(row.event_id, []).append(_record(row, Delivery))
     return found
 
 
@@ -227,11 +218,24 @@ def events_after(
         return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows], more
 
 
-class DeliveryPageRows(msgspec.Struct):
-    deliveries: list[DeliveryRecord]
+class RowPage(msgspec.Struct, Generic[Record]):
+    """A keyset page of a list keyed by (time, integer row id): deliveries, rejections."""
+
+    records: list[Record]
     more: bool
-    last_id: int | None
-    """The last row's id, for the next cursor."""
+    last: tuple[datetime, int] | None
+    """The (time, id) of the last record shown, which the next page's cursor continues after."""
+
+
+def _row_page(
+    engine: Engine, query: Select[Any], limit: int, kind: type[Record], time_column: InstrumentedAttribute[Any]
+) -> RowPage[Record]:
+    """Up to `limit` rows of a keyset `query` (which asks for one more) as `kind`."""
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    shown = rows[:limit]
+    last = (shown[-1]._mapping[time_column.key], shown[-1].id) if shown else None
+    return RowPage([_record(row, kind) for row in shown], len(rows) > limit, last)
 
 
 def delivery_page_query(
@@ -258,24 +262,9 @@ def delivery_page_query(
 
 def list_deliveries(
     engine: Engine, where: DeliveryFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> DeliveryPageRows:
-    with engine.connect() as connection:
-        rows = connection.execute(delivery_page_query(where, order=order, limit=limit, after=after)).all()
-    shown = rows[:limit]
-    records = [
-        DeliveryRecord(
-            event_id=row.event_id,
-            source=row.source,
-            action=row.action,
-            handler=row.handler,
-            status=row.status,
-            attempts=row.attempts,
-            last_error=row.last_error,
-            updated_at=row.updated_at,
-        )
-        for row in shown
-    ]
-    return DeliveryPageRows(records, len(rows) > limit, shown[-1].id if shown else None)
+) -> RowPage[DeliveryRecord]:
+    query = delivery_page_query(where, order=order, limit=limit, after=after)
+    return _row_page(engine, query, limit, DeliveryRecord, DeliveryRow.updated_at)
 
 
 DEAD_COUNT_CAP = 10_000
@@ -320,11 +309,6 @@ def dead_by_handler(engine: Engine, cap: int = DEAD_COUNT_CAP) -> list[DeadCount
     return sorted(found, key=lambda group: (-group.count, group.handler))
 
 
-class RejectionPageRows(msgspec.Struct):
-    rejections: list[Rejection]
-    more: bool
-
-
 def rejection_page_query(
     where: RejectionFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
 ) -> Select[*tuple[Any, ...]]:
@@ -336,27 +320,13 @@ def rejection_page_query(
         RejectionRow.client_ip,
         RejectionRow.request_id,
         RejectionRow.received_at,
-        RejectionRow.count.label("merged"),
+        RejectionRow.count,
     ).where(*where.clauses())
     return _keyset(query, RejectionRow.received_at, RejectionRow.id, order=order, limit=limit, after=after)
 
 
 def list_rejections(
     engine: Engine, where: RejectionFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> RejectionPageRows:
-    with engine.connect() as connection:
-        rows = connection.execute(rejection_page_query(where, order=order, limit=limit, after=after)).all()
-    rejections = [
-        Rejection(
-            id=row.id,
-            source=row.source,
-            status=row.status,
-            code=row.code,
-            client_ip=row.client_ip,
-            request_id=row.request_id,
-            received_at=row.received_at,
-            count=row.merged,
-        )
-        for row in rows[:limit]
-    ]
-    return RejectionPageRows(rejections, len(rows) > limit)
+) -> RowPage[Rejection]:
+    query = rejection_page_query(where, order=order, limit=limit, after=after)
+    return _row_page(engine, query, limit, Rejection, RejectionRow.received_at)

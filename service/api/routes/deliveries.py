@@ -44,7 +44,5 @@ def list_deliveries_route(
     query = where.fingerprint(order)
     after = None if cursor is None else decode_row_cursor(cursor, order, query)
     page = list_deliveries(api.engine, where, order=order, limit=limit, after=after)
-    next_cursor = None
-    if page.more and page.last_id is not None:
-        next_cursor = encode_cursor(page.deliveries[-1].updated_at, page.last_id, order, query)
-    return DeliveryPage(data=page.deliveries, meta=PageMeta(next_cursor=next_cursor, limit=limit))
+    next_cursor = encode_cursor(*page.last, order, query) if page.more and page.last else None
+    return DeliveryPage(data=page.records, meta=PageMeta(next_cursor=next_cursor, limit=limit))

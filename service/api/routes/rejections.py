@@ -43,8 +43,5 @@ def list_rejections_route(
     query = where.fingerprint(order)
     after = None if cursor is None else decode_row_cursor(cursor, order, query)
     page = list_rejections(api.engine, where, order=order, limit=limit, after=after)
-    next_cursor = None
-    if page.more:
-        last = page.rejections[-1]
-        next_cursor = encode_cursor(last.received_at, last.id, order, query)
-    return RejectionPage(data=page.rejections, meta=PageMeta(next_cursor=next_cursor, limit=limit))
+    next_cursor = encode_cursor(*page.last, order, query) if page.more and page.last else None
+    return RejectionPage(data=page.records, meta=PageMeta(next_cursor=next_cursor, limit=limit))

@@ -74,10 +74,8 @@ def dead_page(request: Request[Any, Any, Any], console: Console, viewer: Viewer)
     except Invalid as exc:
         return page("dead.html", viewer, title="Dead letters", active="dead", status=400, problem=exc.detail, **context)
     found = list_deliveries(engine, where, order="desc", limit=DEFAULT_LIMIT, after=after)
-    context["deliveries"] = found.deliveries
-    position = None
-    if found.more and found.last_id is not None:
-        position = encode_cursor(found.deliveries[-1].updated_at, found.last_id, "desc", query)
+    context["deliveries"] = found.records
+    position = encode_cursor(*found.last, "desc", query) if found.more and found.last else None
     context.update(pager_links(given, cursor, position), plan_query=query_string(given))
     return page("dead.html", viewer, title="Dead letters", active="dead", **context)
 
