@@ -85,20 +85,21 @@ def plan_page(request: Request[Any, Any, Any], console: Console, viewer: Viewer)
     require_admin(viewer)
     given = _given(request.query_params, PLAN_FILTERS)
     try:
-        selection = _selection(given)
+        selection, problem = _selection(given), None
     except Invalid as exc:
-        return page(
-            "plan.html",
-            viewer,
-            title="Replay dead letters",
-            active="dead",
-            status=400,
-            problem=exc.detail,
-            filters=given,
-            counts=None,
-        )
-    counts = count_replay(console.api.engine, selection)
-    return page("plan.html", viewer, title="Replay dead letters", active="dead", filters=given, counts=counts)
+        selection, problem = None, exc.detail
+    counts = None if selection is None else count_replay(console.api.engine, selection)
+    status = 200 if problem is None else 400
+    return page(
+        "plan.html",
+        viewer,
+        title="Replay dead letters",
+        active="dead",
+        status=status,
+        problem=problem,
+        filters=given,
+        counts=counts,
+    )
 
 
 @post("/replays", status_code=303)
