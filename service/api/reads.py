@@ -8,7 +8,8 @@ page shows are read (`body` never, `payload` only when asked for).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, TypeVarTuple
 
@@ -23,6 +24,7 @@ from service.api.filters import DeliveryFilter, EventFilter, RejectionFilter
 
 Row = TypeVarTuple("Row")
 Record = TypeVar("Record", bound=msgspec.Struct)
+Where = TypeVar("Where")
 
 _EVENT_COLUMNS = (
     EventRow.seq,
@@ -58,11 +60,6 @@ def _event(row: Any, payload: str | None = None) -> Event:
     if "headers" in row._fields:
         event.headers = _decode_headers(row.headers) if row.headers else {}
     return event
-
-
-def _record(row: Any, kind: type[Record]) -> Record:
-    """`row` as `kind`: the query selects each of its fields under the field's name."""
-    return msgspec.convert(row._mapping, kind)
 
 
 def _columns(*, payload: bool, headers: bool) -> list[Any]:
@@ -171,7 +168,7 @@ def deliveries_of(connection: Connection, event_ids: Sequence[str]) -> dict[str,
         select(table).where(table.c.event_id.in_(event_ids)).order_by(table.c.event_id, table.c.handler)
     )
     for row in rows:
-        found.setdefault(row.event_id, []).append(_record(row, Delivery))
+        found.setdefault(row.event_id, []).append(msgspec.convert(row._mapping, Delivery))
     return found
 
 
@@ -227,22 +224,34 @@ class RowPage(msgspec.Struct, Generic[Record]):
     """The (time, id) of the last record shown, which the next page's cursor continues after."""
 
 
-def _row_page(
-    engine: Engine, query: Select[Any], limit: int, kind: type[Record], time_column: InstrumentedAttribute[Any]
-) -> RowPage[Record]:
-    """Up to `limit` rows of a keyset `query` (which asks for one more) as `kind`."""
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    shown = rows[:limit]
-    last = (shown[-1]._mapping[time_column.key], shown[-1].id) if shown else None
-    return RowPage([_record(row, kind) for row in shown], len(rows) > limit, last)
+@dataclass(frozen=True)
+class RowList(Generic[Where, Record]):
+    """A list in keyset pages of (time, integer row id): the rows `pick` selects for a filter, as `kind`."""
+
+    pick: Callable[[Where], Select[*tuple[Any, ...]]]
+    time_column: InstrumentedAttribute[Any]
+    id_column: InstrumentedAttribute[Any]
+    kind: type[Record]
+
+    def page_query(
+        self, where: Where, *, order: str, limit: int, after: tuple[datetime, int] | None
+    ) -> Select[*tuple[Any, ...]]:
+        """One keyset page (plus one row, to know whether another page follows)."""
+        return _keyset(self.pick(where), self.time_column, self.id_column, order=order, limit=limit, after=after)
+
+    def page(
+        self, engine: Engine, where: Where, *, order: str, limit: int, after: tuple[datetime, int] | None
+    ) -> RowPage[Record]:
+        with engine.connect() as connection:
+            rows = connection.execute(self.page_query(where, order=order, limit=limit, after=after)).all()
+        shown = [row._mapping for row in rows[:limit]]
+        last = (shown[-1][self.time_column.key], shown[-1][self.id_column.key]) if shown else None
+        return RowPage([msgspec.convert(row, self.kind) for row in shown], len(rows) > limit, last)
 
 
-def delivery_page_query(
-    where: DeliveryFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> Select[*tuple[Any, ...]]:
-    """Deliveries newest `updated_at` first, each with its event's source and action (a join on `events.id`)."""
-    query = (
+def _deliveries(where: DeliveryFilter) -> Select[*tuple[Any, ...]]:
+    """Deliveries, each with its event's source and action (a join on `events.id`)."""
+    return (
         select(
             DeliveryRow.id,
             DeliveryRow.event_id,
@@ -257,14 +266,12 @@ def delivery_page_query(
         .join(EventRow, EventRow.id == DeliveryRow.event_id)
         .where(*where.clauses())
     )
-    return _keyset(query, DeliveryRow.updated_at, DeliveryRow.id, order=order, limit=limit, after=after)
 
 
-def list_deliveries(
-    engine: Engine, where: DeliveryFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> RowPage[DeliveryRecord]:
-    query = delivery_page_query(where, order=order, limit=limit, after=after)
-    return _row_page(engine, query, limit, DeliveryRecord, DeliveryRow.updated_at)
+DELIVERIES = RowList(_deliveries, DeliveryRow.updated_at, DeliveryRow.id, DeliveryRecord)
+"""Newest `updated_at` first by default."""
+delivery_page_query = DELIVERIES.page_query
+list_deliveries = DELIVERIES.page
 
 
 DEAD_COUNT_CAP = 10_000
@@ -309,10 +316,8 @@ def dead_by_handler(engine: Engine, cap: int = DEAD_COUNT_CAP) -> list[DeadCount
     return sorted(found, key=lambda group: (-group.count, group.handler))
 
 
-def rejection_page_query(
-    where: RejectionFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> Select[*tuple[Any, ...]]:
-    query = select(
+def _rejections(where: RejectionFilter) -> Select[*tuple[Any, ...]]:
+    return select(
         RejectionRow.id,
         RejectionRow.source,
         RejectionRow.status,
@@ -322,11 +327,7 @@ def rejection_page_query(
         RejectionRow.received_at,
         RejectionRow.count,
     ).where(*where.clauses())
-    return _keyset(query, RejectionRow.received_at, RejectionRow.id, order=order, limit=limit, after=after)
 
 
-def list_rejections(
-    engine: Engine, where: RejectionFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> RowPage[Rejection]:
-    query = rejection_page_query(where, order=order, limit=limit, after=after)
-    return _row_page(engine, query, limit, Rejection, RejectionRow.received_at)
+REJECTIONS = RowList(_rejections, RejectionRow.received_at, RejectionRow.id, Rejection)
+list_rejections = REJECTIONS.page
