@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
+from litestar import get
 from litestar.di import Provide
 from litestar.params import Dependency, Parameter
 
@@ -19,6 +20,7 @@ from schemas.actions import MAX_ACTION_LENGTH, PATTERN
 from schemas.api import DeliveryStatusName, EventStatusName, PageMeta
 from schemas.errors import Invalid
 from service.api.cursors import encode_cursor
+from service.api.docs import error_responses
 from service.api.filters import DeliveryFilter, EventFilter, RejectionFilter
 
 SELECTABLE = ("payload", "deliveries", "headers")
@@ -138,3 +140,15 @@ PAGING = Provide(paging, sync_to_thread=False)
 EVENTS = Provide(event_filter, sync_to_thread=False)
 DELIVERIES = Provide(delivery_filter, sync_to_thread=False)
 REJECTIONS = Provide(rejection_filter, sync_to_thread=False)
+
+
+def keyset_list(path: str, where: Provide, **documented: Any) -> get:
+    """The `GET` of a list in keyset pages: its filters (`where`) and `paging` come checked, a bad one is 400;
+    it runs in a worker thread, so a slow query never holds the event loop that ingest shares."""
+    return get(
+        path,
+        sync_to_thread=True,
+        responses=error_responses(400),
+        dependencies={"where": where, "paging": PAGING},
+        **documented,
+    )

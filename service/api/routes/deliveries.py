@@ -7,24 +7,19 @@ mean what they mean on `/v1/events`.
 
 from __future__ import annotations
 
-from litestar import get
-
 from schemas.api import DeliveryPage
 from service.api.cursors import decode_row_cursor
-from service.api.docs import error_responses
 from service.api.filters import DeliveryFilter
-from service.api.params import DELIVERIES, PAGING, Paging
+from service.api.params import DELIVERIES, Paging, keyset_list
 from service.api.reads import list_deliveries
 from service.api.state import Api
 
 
-@get(
+@keyset_list(
     "/deliveries",
-    sync_to_thread=True,
+    DELIVERIES,
     summary="List deliveries across events, most recently updated first (keyset pages)",
     operation_id="ListDeliveries",
-    responses=error_responses(400),
-    dependencies={"where": DELIVERIES, "paging": PAGING},
 )
 def list_deliveries_route(api: Api, where: DeliveryFilter, paging: Paging) -> DeliveryPage:
     after = paging.after(decode_row_cursor)

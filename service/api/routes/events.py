@@ -8,24 +8,19 @@ payloads or headers ends early at `[server] max_page_bytes` (its
 
 from __future__ import annotations
 
-from litestar import get
-
 from schemas.api import EventPage
 from service.api.cursors import decode_cursor
-from service.api.docs import error_responses
 from service.api.filters import EventFilter
-from service.api.params import EVENTS, PAGING, Paging, SelectParam, parse_select
+from service.api.params import EVENTS, Paging, SelectParam, keyset_list, parse_select
 from service.api.reads import list_events
 from service.api.state import Api
 
 
-@get(
+@keyset_list(
     "/events",
-    sync_to_thread=True,
+    EVENTS,
     summary="List stored events, newest first (keyset pages)",
     operation_id="ListEvents",
-    responses=error_responses(400),
-    dependencies={"where": EVENTS, "paging": PAGING},
 )
 def list_events_route(api: Api, where: EventFilter, paging: Paging, select_: SelectParam = None) -> EventPage:
     extras = parse_select(select_)

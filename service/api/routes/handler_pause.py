@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from litestar import Request, post
+from litestar import Request
 from litestar.handlers import HTTPRouteHandler
 
 from schemas.errors import NotFound
-from service.api.access import request_id
-from service.api.docs import error_responses
+from service.api.access import admin_post, request_id
 from service.api.state import Api
 from workers.ops.pause import pause, resume
 
@@ -28,15 +27,13 @@ def _switch(
 ) -> HTTPRouteHandler:
     """`POST /handlers/{name}/<verb>`: check the name, `act` (whose answer is logged), 204."""
 
-    @post(
+    @admin_post(
         f"/handlers/{{name:str}}/{verb}",
-        sync_to_thread=True,
         status_code=204,
-        opt={"role": "admin"},
         summary=summary,
         description=f"{description} Unknown name: 404.",
         operation_id=f"{verb.capitalize()}Handler",
-        responses=error_responses(403, 404),
+        errors=(404,),
     )
     def route(api: Api, request: Request[Any, Any, Any], name: str) -> None:
         if api.registry.get(name) is None:

@@ -6,26 +6,21 @@ shows here about a second after it was answered.
 
 from __future__ import annotations
 
-from litestar import get
-
 from schemas.api import RejectionPage
 from service.api.cursors import decode_row_cursor
-from service.api.docs import error_responses
 from service.api.filters import RejectionFilter
-from service.api.params import PAGING, REJECTIONS, Paging
+from service.api.params import REJECTIONS, Paging, keyset_list
 from service.api.reads import list_rejections
 from service.api.state import Api
 
 
-@get(
+@keyset_list(
     "/rejections",
-    sync_to_thread=True,
+    REJECTIONS,
     summary="The rejected-request ledger, newest first (keyset pages)",
     description="Every refused ingest request is counted; equal (source, code, client_ip) rejections within "
     "one second may share a row whose `count` says how many. Bodies are never kept.",
     operation_id="ListRejections",
-    responses=error_responses(400),
-    dependencies={"where": REJECTIONS, "paging": PAGING},
 )
 def list_rejections_route(api: Api, where: RejectionFilter, paging: Paging) -> RejectionPage:
     after = paging.after(decode_row_cursor)
