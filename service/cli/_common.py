@@ -116,6 +116,11 @@ def positive(text: str) -> int:
     return value
 
 
+def source_option(parser: argparse.ArgumentParser) -> None:
+    """`--source`: the configured source whose scheme and secret a command signs with (`send`, `sign`)."""
+    parser.add_argument("--source", default="gxm", help="a configured source name")
+
+
 def checked(parse: Callable[[str], T], value: str, option: str) -> T:
     """`parse(value)` for a value checked when the command runs: its `ValueError` is a usage error naming `option`."""
     try:
