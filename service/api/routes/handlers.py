@@ -7,7 +7,6 @@ the database (`workers.ops.pause`), which every worker reads too.
 
 from __future__ import annotations
 
-import msgspec
 from litestar import get
 
 from schemas.api import Handler, HandlerList
@@ -28,4 +27,15 @@ def list_handlers_route(api: Api) -> HandlerList:
     infos = api.registry.describe(
         settings.default_max_attempts, settings.timeout_seconds, paused_handlers(api.connections.engine)
     )
-    return HandlerList(data=[msgspec.convert(info, Handler, from_attributes=True) for info in infos])
+    return HandlerList(
+        data=[
+            Handler(
+                name=info.name,
+                patterns=info.patterns,
+                max_attempts=info.max_attempts,
+                timeout_seconds=info.timeout_seconds,
+                paused=info.paused,
+            )
+            for info in infos
+        ]
+    )
