@@ -38,6 +38,7 @@ from workers.record import Outcome
 from workers.registry import HandlerSpec
 from workers.shared import logs, tracing
 from workers.shared.defaults import HANDLER_MISSING_RETRY_SECONDS
+from workers.store import Stored
 
 log = structlog.get_logger("hookyard.deliver")
 
@@ -90,16 +91,13 @@ def run(context: WorkerContext, delivery_ids: Sequence[int]) -> list[Outcome]:
 
 
 def run_stored(
-    context: WorkerContext,
-    waiting: Sequence[Claimed],
-    events: Mapping[str, StoredLike],
-    traces: Mapping[str, str] | None = None,
+    context: WorkerContext, stored: Stored, traces: Mapping[str, str] | None = None
 ) -> tuple[list[Outcome], list[int]]:
-    """The store job's deliveries inserted unclaimed (ordered or paused handlers): claim what may run (a
-    key's whole chain in this batch at once), run it, not recorded; returns the outcomes and the ids
-    left unclaimed. The events are the ones just stored, not read again."""
-    ids = [c.id for c in waiting]
-    claimed, known = lease.claim(context, ids, events)
+    """The store job's deliveries inserted unclaimed (`stored.waiting`: ordered or paused handlers): claim
+    what may run (a key's whole chain in this batch at once), run it, not recorded; returns the outcomes
+    and the ids left unclaimed. The events are the ones just stored, not read again."""
+    ids = [c.id for c in stored.waiting]
+    claimed, known = lease.claim(context, ids, stored.events)
     ran = run_group(context, claimed, known, traces, stale=stale_of(context, claimed))
     got = {c.id for c in claimed}
     return ran, [delivery_id for delivery_id in ids if delivery_id not in got]

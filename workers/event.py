@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
+
+if TYPE_CHECKING:
+    from schemas.tables import EventRow
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,30 +39,28 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.id}:{self.handler}"
 
 
-class StoredLike(Protocol):
-    """The stored columns an `Event` is built from (an `EventRow`, or what the store job just wrote)."""
+class StoredEvent(msgspec.Struct, frozen=True):
+    """The columns a handler's `Event` is built from, as the store job wrote them (not read back)."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def sent_at(self) -> int: ...
-    @property
-    def received_at(self) -> datetime: ...
-    @property
-    def payload(self) -> str: ...
-    @property
-    def request_id(self) -> str: ...
-    @property
-    def vendor_event_id(self) -> str | None: ...
-    @property
-    def headers(self) -> str | None: ...
-    @property
-    def body(self) -> str: ...
+    id: str
+    source: str
+    action: str
+    sent_at: int
+    """Unix seconds (the `Event` has it as a datetime)."""
+    received_at: datetime
+    payload: str
+    """The payload's exact JSON text (`events.payload`), decoded for each `Event`."""
+    request_id: str = ""
+    """The ingest request's id, as `Event.request_id`."""
+    vendor_event_id: str | None = None
+    headers: str | None = None
+    """The kept request headers as a JSON object (`events.headers`)."""
+    body: str = ""
+    """The exact request body (`events.body`): what a forward sends."""
 
+
+StoredLike: TypeAlias = "EventRow | StoredEvent"
+"""What an `Event` is built from: the stored row, or what the store job just wrote."""
 
 _decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode

@@ -65,7 +65,7 @@ def store_batch(events: list[Any]) -> int:
         outcomes = deliver.run_group(context, stored.claimed, stored.events, traces, stale)
         left: list[int] = []
         if stored.waiting:  # ordered or paused handlers' deliveries: claimed now, each key's chain in order
-            ran, left = context.with_database(deliver.run_stored, context, stored.waiting, stored.events, traces)
+            ran, left = context.with_database(deliver.run_stored, context, stored, traces)
             outcomes += ran
         blocked = set(left)
         incomplete = {c.event_id for c in stored.waiting if c.id in blocked}  # their events stay `processing`

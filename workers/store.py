@@ -24,7 +24,7 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, EventStatus, H
 from schemas.wire import IngestEnvelope, QueuedEvent
 from workers.batch_sql import Columns, arrays, names, postgres, unnest
 from workers.context import WorkerContext
-from workers.event import build_event
+from workers.event import StoredEvent, build_event
 from workers.lease import Claimed, db_now, in_key_order, lease_seconds, lock_keys
 from workers.registry import HandlerSpec, Registry
 
@@ -139,23 +139,6 @@ def event_row(event: QueuedEvent, status: str, now: datetime) -> dict[str, objec
     }
 
 
-class StoredEvent(msgspec.Struct, frozen=True):
-    """The columns a handler's `Event` is built from, without reading the row back."""
-
-    id: str
-    source: str
-    action: str
-    sent_at: int
-    received_at: datetime
-    payload: str
-    request_id: str
-    vendor_event_id: str | None = None
-    headers: str | None = None
-    """The kept request headers as a JSON object (`events.headers`)."""
-    body: str = ""
-    """The exact request body (`events.body`): what a forward sends."""
-
-
 class Stored(msgspec.Struct, frozen=True):
     claimed: list[Claimed]
     """Deliveries of events first stored now: claimed in the same transaction."""
@@ -247,7 +230,7 @@ def store_events(
     ids = [event.id for event in events]
     left = [event_id for event_id in ids if event_id not in inserted]
     earlier = list(session.scalars(select(EventRow.id).where(EventRow.id.in_(left)))) if left else []
-    stored = {str(row["id"]): _stored_event(row) for row in rows if row["id"] in inserted}
+    stored = {str(row["id"]): msgspec.convert(row, StoredEvent) for row in rows if row["id"] in inserted}
     return Stored(claimed, waiting, stored, [event_id for event_id in ids if event_id in set(earlier)])
 
 
@@ -257,7 +240,7 @@ def _ordering_keys(row: dict[str, Any], matching: Sequence[HandlerSpec]) -> dict
     ordered = [spec for spec in matching if spec.ordering_key is not None]
     if not ordered:
         return {}
-    event = build_event(_stored_event(row), 0, "")
+    event = build_event(msgspec.convert(row, StoredEvent), 0, "")
     keys: dict[str, str] = {}
     for spec in ordered:
         try:
@@ -267,21 +250,6 @@ def _ordering_keys(row: dict[str, Any], matching: Sequence[HandlerSpec]) -> dict
         if key is not None:
             keys[spec.name] = key
     return keys
-
-
-def _stored_event(row: dict[str, Any]) -> StoredEvent:
-    return StoredEvent(
-        id=str(row["id"]),
-        source=str(row["source"]),
-        action=str(row["action"]),
-        sent_at=int(row["sent_at"]),
-        received_at=row["received_at"],
-        payload=str(row["payload"]),
-        request_id=str(row["request_id"]),
-        vendor_event_id=row["vendor_event_id"],
-        headers=row["headers"],
-        body=str(row["body"]),
-    )
 
 
 def _insert(

@@ -15,10 +15,13 @@ ERR:MSG:VALIDATION:<WHAT>` from the API and the console, exit 2 from the CLI.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
 
 from sqlalchemy import ColumnElement, not_
+from sqlalchemy.orm import InstrumentedAttribute
 
 from schemas.actions import is_pattern, pattern_matches
 from schemas.errors import Invalid
@@ -91,7 +94,77 @@ def _iso(value: datetime | None) -> str:
 
 
 @dataclass(frozen=True)
-class EventFilter:
+class Rule:
+    """One filter of a list: how its query value is checked, the SQL it adds, its part of the cursor's hash."""
+
+    name: str
+    parse: Callable[[str], Any]
+    clauses: Callable[[Any], list[ColumnElement[bool]]]
+    text: Callable[[Any], str] = str
+
+
+def text_rule(name: str, column: InstrumentedAttribute[str]) -> Rule:
+    return Rule(name, lambda value: parse_text(value, name), lambda value: [column == value])
+
+
+def status_rule(column: InstrumentedAttribute[str], allowed: tuple[str, ...]) -> Rule:
+    return Rule("status", lambda value: parse_status(value, allowed), lambda value: [column == value])
+
+
+def time_rules(column: InstrumentedAttribute[datetime]) -> tuple[Rule, Rule]:
+    """`since` (inclusive) and `until` (exclusive) on `column`."""
+    return (
+        Rule("since", lambda value: parse_time(value, "since"), lambda value: [column >= value], _iso),
+        Rule("until", lambda value: parse_time(value, "until"), lambda value: [column < value], _iso),
+    )
+
+
+ACTION = Rule("action", parse_action, action_clauses)
+"""The event's action or an action pattern, on `events` (joined for deliveries)."""
+
+
+class Filters:
+    """What the filter dataclasses share: built from their `RULES`, in that order."""
+
+    RULES: ClassVar[tuple[Rule, ...]]
+    LIST: ClassVar[tuple[str, ...]] = ()
+    """The list's name, first in the cursor's hash (none for events)."""
+
+    @classmethod
+    def parse(cls, **given: str | None) -> Self:
+        """Each value given checked (`Invalid` naming the first bad one), None for those not given."""
+        unknown = given.keys() - {rule.name for rule in cls.RULES}
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no filter {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for rule in cls.RULES:
+            value = given.get(rule.name)
+            values[rule.name] = None if value is None else rule.parse(value)
+        return cls(**values)
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        for rule in self.RULES:
+            value = getattr(self, rule.name)
+            if value is not None:
+                where += rule.clauses(value)
+        return where
+
+    def fingerprint(self, order: str) -> str:
+        """A short hash of the query a cursor belongs to."""
+        parts = ("" if (value := getattr(self, rule.name)) is None else rule.text(value) for rule in self.RULES)
+        return query_hash(*self.LIST, *parts, order)
+
+
+@dataclass(frozen=True)
+class EventFilter(Filters):
+    RULES = (
+        text_rule("source", EventRow.source),
+        ACTION,
+        status_rule(EventRow.status, EventStatus.ALL),
+        *time_rules(EventRow.received_at),
+    )
+
     source: str | None = None
     action: str | None = None
     status: str | None = None
@@ -99,38 +172,6 @@ class EventFilter:
     """Inclusive, on `received_at`."""
     until: datetime | None = None
     """Exclusive, on `received_at`."""
-
-    @classmethod
-    def parse(
-        cls,
-        *,
-        source: str | None = None,
-        action: str | None = None,
-        status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-    ) -> EventFilter:
-        return cls(
-            source=None if source is None else parse_text(source, "source"),
-            action=None if action is None else parse_action(action),
-            status=None if status is None else parse_status(status),
-            since=None if since is None else parse_time(since, "since"),
-            until=None if until is None else parse_time(until, "until"),
-        )
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if self.source is not None:
-            where.append(EventRow.source == self.source)
-        if self.action is not None:
-            where += action_clauses(self.action)
-        if self.status is not None:
-            where.append(EventRow.status == self.status)
-        if self.since is not None:
-            where.append(EventRow.received_at >= self.since)
-        if self.until is not None:
-            where.append(EventRow.received_at < self.until)
-        return where
 
     def matches(self, source: str, action: str, status: str, received_at: datetime) -> bool:
         """The same test as `clauses()`, for rows already in hand."""
@@ -144,16 +185,19 @@ class EventFilter:
             return False
         return self.until is None or received_at < self.until
 
-    def fingerprint(self, order: str) -> str:
-        """A short hash of the query a cursor belongs to."""
-        return query_hash(
-            self.source or "", self.action or "", self.status or "", _iso(self.since), _iso(self.until), order
-        )
-
 
 @dataclass(frozen=True)
-class DeliveryFilter:
+class DeliveryFilter(Filters):
     """`GET /v1/deliveries`: newest `updated_at` first; `source` and `action` are the event's."""
+
+    RULES = (
+        text_rule("handler", DeliveryRow.handler),
+        status_rule(DeliveryRow.status, DeliveryStatus.ALL),
+        text_rule("source", EventRow.source),
+        ACTION,
+        *time_rules(DeliveryRow.updated_at),
+    )
+    LIST = ("deliveries",)
 
     handler: str | None = None
     status: str | None = None
@@ -165,86 +209,19 @@ class DeliveryFilter:
     until: datetime | None = None
     """Exclusive, on `updated_at`."""
 
-    @classmethod
-    def parse(
-        cls,
-        *,
-        handler: str | None = None,
-        status: str | None = None,
-        source: str | None = None,
-        action: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-    ) -> DeliveryFilter:
-        return cls(
-            handler=None if handler is None else parse_text(handler, "handler"),
-            status=None if status is None else parse_status(status, DeliveryStatus.ALL),
-            source=None if source is None else parse_text(source, "source"),
-            action=None if action is None else parse_action(action),
-            since=None if since is None else parse_time(since, "since"),
-            until=None if until is None else parse_time(until, "until"),
-        )
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if self.handler is not None:
-            where.append(DeliveryRow.handler == self.handler)
-        if self.status is not None:
-            where.append(DeliveryRow.status == self.status)
-        if self.source is not None:
-            where.append(EventRow.source == self.source)
-        if self.action is not None:
-            where += action_clauses(self.action)
-        if self.since is not None:
-            where.append(DeliveryRow.updated_at >= self.since)
-        if self.until is not None:
-            where.append(DeliveryRow.updated_at < self.until)
-        return where
-
-    def fingerprint(self, order: str) -> str:
-        return query_hash(
-            "deliveries",
-            self.handler or "",
-            self.status or "",
-            self.source or "",
-            self.action or "",
-            _iso(self.since),
-            _iso(self.until),
-            order,
-        )
-
 
 @dataclass(frozen=True)
-class RejectionFilter:
+class RejectionFilter(Filters):
     """`GET /v1/rejections`: newest first by `received_at`."""
+
+    RULES = (
+        text_rule("source", RejectionRow.source),
+        text_rule("code", RejectionRow.code),
+        *time_rules(RejectionRow.received_at),
+    )
+    LIST = ("rejections",)
 
     source: str | None = None
     code: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-
-    @classmethod
-    def parse(
-        cls, *, source: str | None = None, code: str | None = None, since: str | None = None, until: str | None = None
-    ) -> RejectionFilter:
-        return cls(
-            source=None if source is None else parse_text(source, "source"),
-            code=None if code is None else parse_text(code, "code"),
-            since=None if since is None else parse_time(since, "since"),
-            until=None if until is None else parse_time(until, "until"),
-        )
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if self.source is not None:
-            where.append(RejectionRow.source == self.source)
-        if self.code is not None:
-            where.append(RejectionRow.code == self.code)
-        if self.since is not None:
-            where.append(RejectionRow.received_at >= self.since)
-        if self.until is not None:
-            where.append(RejectionRow.received_at < self.until)
-        return where
-
-    def fingerprint(self, order: str) -> str:
-        return query_hash("rejections", self.source or "", self.code or "", _iso(self.since), _iso(self.until), order)

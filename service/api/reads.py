@@ -8,9 +8,10 @@ page shows are read (`body` never, `payload` only when asked for).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVarTuple
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 import msgspec
 from sqlalchemy import BigInteger, Select, func, literal, select, text, tuple_
@@ -22,6 +23,8 @@ from schemas.tables import DeliveryRow, DeliveryStatus, EventRow, RejectionRow, 
 from service.api.filters import DeliveryFilter, EventFilter, RejectionFilter
 
 Row = TypeVarTuple("Row")
+Record = TypeVar("Record", bound=msgspec.Struct)
+Where = TypeVar("Where")
 
 _EVENT_COLUMNS = (
     EventRow.seq,
@@ -57,21 +60,6 @@ def _event(row: Any, payload: str | None = None) -> Event:
     if "headers" in row._fields:
         event.headers = _decode_headers(row.headers) if row.headers else {}
     return event
-
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        handler=row.handler,
-        status=row.status,
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        last_error=row.last_error,
-        updated_at=row.updated_at,
-        created_at=row.created_at,
-        last_started_at=row.last_started_at,
-        last_duration_ms=row.last_duration_ms,
-        next_attempt_at=row.next_attempt_at,
-    )
 
 
 def _columns(*, payload: bool, headers: bool) -> list[Any]:
@@ -180,7 +168,7 @@ def deliveries_of(connection: Connection, event_ids: Sequence[str]) -> dict[str,
         select(table).where(table.c.event_id.in_(event_ids)).order_by(table.c.event_id, table.c.handler)
     )
     for row in rows:
-        found.setdefault(row.event_id, []).append(_delivery(row))
+        found.setdefault(row.event_id, []).append(msgspec.convert(row._mapping, Delivery))
     return found
 
 
@@ -227,18 +215,43 @@ def events_after(
         return [StreamRow(row.seq, _event(row, row.payload if payload else None)) for row in rows], more
 
 
-class DeliveryPageRows(msgspec.Struct):
-    deliveries: list[DeliveryRecord]
+class RowPage(msgspec.Struct, Generic[Record]):
+    """A keyset page of a list keyed by (time, integer row id): deliveries, rejections."""
+
+    records: list[Record]
     more: bool
-    last_id: int | None
-    """The last row's id, for the next cursor."""
+    last: tuple[datetime, int] | None
+    """The (time, id) of the last record shown, which the next page's cursor continues after."""
 
 
-def delivery_page_query(
-    where: DeliveryFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> Select[*tuple[Any, ...]]:
-    """Deliveries newest `updated_at` first, each with its event's source and action (a join on `events.id`)."""
-    query = (
+@dataclass(frozen=True)
+class RowList(Generic[Where, Record]):
+    """A list in keyset pages of (time, integer row id): the rows `pick` selects for a filter, as `kind`."""
+
+    pick: Callable[[Where], Select[*tuple[Any, ...]]]
+    time_column: InstrumentedAttribute[Any]
+    id_column: InstrumentedAttribute[Any]
+    kind: type[Record]
+
+    def page_query(
+        self, where: Where, *, order: str, limit: int, after: tuple[datetime, int] | None
+    ) -> Select[*tuple[Any, ...]]:
+        """One keyset page (plus one row, to know whether another page follows)."""
+        return _keyset(self.pick(where), self.time_column, self.id_column, order=order, limit=limit, after=after)
+
+    def page(
+        self, engine: Engine, where: Where, *, order: str, limit: int, after: tuple[datetime, int] | None
+    ) -> RowPage[Record]:
+        with engine.connect() as connection:
+            rows = connection.execute(self.page_query(where, order=order, limit=limit, after=after)).all()
+        shown = [row._mapping for row in rows[:limit]]
+        last = (shown[-1][self.time_column.key], shown[-1][self.id_column.key]) if shown else None
+        return RowPage([msgspec.convert(row, self.kind) for row in shown], len(rows) > limit, last)
+
+
+def _deliveries(where: DeliveryFilter) -> Select[*tuple[Any, ...]]:
+    """Deliveries, each with its event's source and action (a join on `events.id`)."""
+    return (
         select(
             DeliveryRow.id,
             DeliveryRow.event_id,
@@ -253,29 +266,12 @@ def delivery_page_query(
         .join(EventRow, EventRow.id == DeliveryRow.event_id)
         .where(*where.clauses())
     )
-    return _keyset(query, DeliveryRow.updated_at, DeliveryRow.id, order=order, limit=limit, after=after)
 
 
-def list_deliveries(
-    engine: Engine, where: DeliveryFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> DeliveryPageRows:
-    with engine.connect() as connection:
-        rows = connection.execute(delivery_page_query(where, order=order, limit=limit, after=after)).all()
-    shown = rows[:limit]
-    records = [
-        DeliveryRecord(
-            event_id=row.event_id,
-            source=row.source,
-            action=row.action,
-            handler=row.handler,
-            status=row.status,
-            attempts=row.attempts,
-            last_error=row.last_error,
-            updated_at=row.updated_at,
-        )
-        for row in shown
-    ]
-    return DeliveryPageRows(records, len(rows) > limit, shown[-1].id if shown else None)
+DELIVERIES = RowList(_deliveries, DeliveryRow.updated_at, DeliveryRow.id, DeliveryRecord)
+"""Newest `updated_at` first by default."""
+delivery_page_query = DELIVERIES.page_query
+list_deliveries = DELIVERIES.page
 
 
 DEAD_COUNT_CAP = 10_000
@@ -320,15 +316,8 @@ def dead_by_handler(engine: Engine, cap: int = DEAD_COUNT_CAP) -> list[DeadCount
     return sorted(found, key=lambda group: (-group.count, group.handler))
 
 
-class RejectionPageRows(msgspec.Struct):
-    rejections: list[Rejection]
-    more: bool
-
-
-def rejection_page_query(
-    where: RejectionFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> Select[*tuple[Any, ...]]:
-    query = select(
+def _rejections(where: RejectionFilter) -> Select[*tuple[Any, ...]]:
+    return select(
         RejectionRow.id,
         RejectionRow.source,
         RejectionRow.status,
@@ -336,27 +325,9 @@ def rejection_page_query(
         RejectionRow.client_ip,
         RejectionRow.request_id,
         RejectionRow.received_at,
-        RejectionRow.count.label("merged"),
+        RejectionRow.count,
     ).where(*where.clauses())
-    return _keyset(query, RejectionRow.received_at, RejectionRow.id, order=order, limit=limit, after=after)
 
 
-def list_rejections(
-    engine: Engine, where: RejectionFilter, *, order: str, limit: int, after: tuple[datetime, int] | None
-) -> RejectionPageRows:
-    with engine.connect() as connection:
-        rows = connection.execute(rejection_page_query(where, order=order, limit=limit, after=after)).all()
-    rejections = [
-        Rejection(
-            id=row.id,
-            source=row.source,
-            status=row.status,
-            code=row.code,
-            client_ip=row.client_ip,
-            request_id=row.request_id,
-            received_at=row.received_at,
-            count=row.merged,
-        )
-        for row in rows[:limit]
-    ]
-    return RejectionPageRows(rejections, len(rows) > limit)
+REJECTIONS = RowList(_rejections, RejectionRow.received_at, RejectionRow.id, Rejection)
+list_rejections = REJECTIONS.page

@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import msgspec
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 Command = Callable[[argparse.Namespace, "Settings"], int]
 Subparsers = Any
 """argparse's private `_SubParsersAction`, which every command module adds its parser to."""
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -113,6 +114,19 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def source_option(parser: argparse.ArgumentParser) -> None:
+    """`--source`: the configured source whose scheme and secret a command signs with (`send`, `sign`)."""
+    parser.add_argument("--source", default="gxm", help="a configured source name")
+
+
+def checked(parse: Callable[[str], T], value: str, option: str) -> T:
+    """`parse(value)` for a value checked when the command runs: its `ValueError` is a usage error naming `option`."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def iso(moment: datetime) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from service.cli._common import Subparsers, UsageError, add_parser, connected, emit, iso, positive
+from service.cli._common import Subparsers, add_parser, checked, connected, emit, iso, positive
 from service.cli._progress import Progress
 
 if TYPE_CHECKING:
@@ -37,10 +37,7 @@ def add_command(commands: Subparsers) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from workers.ops.retention import PurgeError, parse_duration, purge  # noqa: PLC0415 - imported when run
 
-    try:
-        older_than = parse_duration(args.older_than)
-    except ValueError as exc:
-        raise UsageError(f"--older-than: {exc}") from None
+    older_than = checked(parse_duration, args.older_than, "--older-than")
     with connected(settings, PurgeError) as connections:
         planned = purge(connections.engine, connections.redis, older_than, dry_run=True)
         if args.dry_run:

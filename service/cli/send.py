@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.cli._common import Subparsers, UsageError, add_parser
+from service.cli._common import Subparsers, UsageError, add_parser, source_option
 from service.cli.sign import scheme_of
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def add_command(commands: Subparsers) -> None:
             "hookyard send --url https://hooks.example.com/webhooks/gxm",
         ],
     )
-    send.add_argument("--source", default="gxm", help="a configured source name")
+    source_option(send)
     send.add_argument("--action", default="LOCATION:CREATED", help="the event's action")
     send.add_argument("--payload", default="{}", help="the payload, a JSON object")
     send.add_argument("--body", type=Path, help="send this file as the body (signed), instead of one built here")

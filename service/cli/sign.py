@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.cli._common import Subparsers, UsageError, add_parser
+from service.cli._common import Subparsers, UsageError, add_parser, source_option
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -32,7 +32,7 @@ def add_command(commands: Subparsers) -> None:
             "curl -s https://example.org/hook.json | hookyard sign --source github --body -",
         ],
     )
-    sign.add_argument("--source", default="gxm", help="a configured source name")
+    source_option(sign)
     sign.add_argument("--body", help="the body to sign (a file, or - for standard input; default: empty)")
     sign.add_argument("--timestamp", type=int, help="unix seconds for timestamped schemes (default: now)")
     sign.add_argument("--id", dest="message_id", help="the message id for standard-webhooks (default: a new one)")

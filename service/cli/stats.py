@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from service.cli._common import Subparsers, UsageError, add_parser, connected, emit, iso
+from service.cli._common import Subparsers, add_parser, checked, connected, emit, iso
 
 if TYPE_CHECKING:
     from schemas.api_stats import Stats
@@ -31,10 +31,7 @@ def add_command(commands: Subparsers) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from workers.ops.stats import collect_stats  # noqa: PLC0415 - commands import the stack when they run
 
-    try:
-        since = parse_since(args.since)
-    except ValueError as exc:
-        raise UsageError(f"--since: {exc}") from None
+    since = checked(parse_since, args.since, "--since")
     with connected(settings) as connections:
         stats = collect_stats(connections.engine, connections.redis, settings.redis.queue, since)
     return emit(stats, args.json, format_stats)

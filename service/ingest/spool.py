@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -95,7 +96,7 @@ class Spool:
 
     def put_many(self, events: Sequence[QueuedEvent]) -> list[str]:
         """Write and fsync; for each event '' if spooled now, else the id of the spooled copy it repeats."""
-        try:
+        with self._failing("write", OSError):
             conn = self._connection()
             firsts: list[str] = []
             with conn:
@@ -115,14 +116,11 @@ class Spool:
                     ).fetchone()
                     firsts.append(str(row[0]))
             return firsts
-        except (sqlite3.Error, OSError) as exc:
-            self._reset()
-            raise SpoolError(f"cannot write spool {self.path}: {exc}") from exc
 
     def peek(self, limit: int) -> list[tuple[int, QueuedEvent]]:
         if not self.path.exists():
             return []
-        try:
+        with self._failing("read"):
             conn = self._connection()
             rows = conn.execute("SELECT seq, event FROM spooled_events ORDER BY seq LIMIT ?", (limit,)).fetchall()
             decoded: list[tuple[int, QueuedEvent]] = []
@@ -131,9 +129,6 @@ class Spool:
                     decoded.append((seq, _decode(blob)))
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     self._quarantine(conn, seq, blob, str(exc))
-        except sqlite3.Error as exc:
-            self._reset()
-            raise SpoolError(f"cannot read spool {self.path}: {exc}") from exc
         return decoded
 
     def _quarantine(self, conn: sqlite3.Connection, seq: int, blob: bytes, error: str) -> None:
@@ -144,38 +139,30 @@ class Spool:
         log.error("spool_row_quarantined", seq=seq, error=error[:200])
 
     def delete_through(self, seq: int) -> None:
-        try:
+        with self._failing("trim"):
             conn = self._connection()
             with conn:
                 conn.execute("DELETE FROM spooled_events WHERE seq <= ?", (seq,))
-        except sqlite3.Error as exc:
-            self._reset()
-            raise SpoolError(f"cannot trim spool {self.path}: {exc}") from exc
 
     def count(self) -> int:
         """Events waiting; opening the file also proves the spool is writable."""
-        try:
-            row = self._connection().execute("SELECT count(*) FROM spooled_events").fetchone()
-        except sqlite3.Error as exc:
-            self._reset()
-            raise SpoolError(f"cannot read spool {self.path}: {exc}") from exc
-        return int(row[0])
+        return self._count("SELECT count(*) FROM spooled_events")
 
     def quarantined(self) -> int:
         """Rows moved aside because they no longer decode: acknowledged events waiting for `hookyard spool redrive`."""
         if not self.path.exists():
             return 0
-        try:
-            row = self._connection().execute("SELECT count(*) FROM spool_quarantine").fetchone()
-        except sqlite3.Error as exc:
-            self._reset()
-            raise SpoolError(f"cannot read spool {self.path}: {exc}") from exc
+        return self._count("SELECT count(*) FROM spool_quarantine")
+
+    def _count(self, query: str) -> int:
+        with self._failing("read"):
+            row = self._connection().execute(query).fetchone()
         return int(row[0])
 
     def redrive(self) -> tuple[int, int]:
         """Put quarantined rows that decode now (after an upgrade or a fix) back in line, in their
         original order; returns (moved back, still undecodable)."""
-        try:
+        with self._failing("redrive", OSError):
             conn = self._connection()
             moved = left = 0
             with conn:
@@ -194,9 +181,17 @@ class Spool:
                     conn.execute("DELETE FROM spool_quarantine WHERE seq = ?", (seq,))
                     moved += 1
             return moved, left
-        except (sqlite3.Error, OSError) as exc:
+
+    @contextmanager
+    def _failing(self, doing: str, *also: type[Exception]) -> Iterator[None]:
+        """An SQLite error (or one of `also`) while `doing` is a `SpoolError`; the connection is dropped,
+        so the next call opens the file again."""
+        caught: tuple[type[Exception], ...] = (sqlite3.Error, *also)
+        try:
+            yield
+        except caught as exc:
             self._reset()
-            raise SpoolError(f"cannot redrive spool {self.path}: {exc}") from exc
+            raise SpoolError(f"cannot {doing} spool {self.path}: {exc}") from exc
 
     def _reset(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -7,44 +7,21 @@ mean what they mean on `/v1/events`.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from litestar import get
-from litestar.params import Parameter
-
-from schemas.api import DeliveryPage, DeliveryStatusName, PageMeta
-from service.api.cursors import decode_row_cursor, encode_cursor
-from service.api.docs import error_responses
+from schemas.api import DeliveryPage
+from service.api.cursors import decode_row_cursor
 from service.api.filters import DeliveryFilter
-from service.api.params import DEFAULT_LIMIT, ActionParam, CursorParam, LimitParam, OrderParam, SourceParam
+from service.api.params import DELIVERIES, Paging, keyset_list
 from service.api.reads import list_deliveries
 from service.api.state import Api
 
 
-@get(
+@keyset_list(
     "/deliveries",
-    sync_to_thread=True,
+    DELIVERIES,
     summary="List deliveries across events, most recently updated first (keyset pages)",
     operation_id="ListDeliveries",
-    responses=error_responses(400),
 )
-def list_deliveries_route(
-    api: Api,
-    handler: Annotated[str | None, Parameter(description="Only this handler's deliveries")] = None,
-    status: Annotated[DeliveryStatusName | None, Parameter(description="Only deliveries in this status")] = None,
-    source: SourceParam = None,
-    action: ActionParam = None,
-    since: Annotated[str | None, Parameter(description="ISO 8601; updated at or after it")] = None,
-    until: Annotated[str | None, Parameter(description="ISO 8601; updated before it")] = None,
-    limit: LimitParam = DEFAULT_LIMIT,
-    cursor: CursorParam = None,
-    order: OrderParam = "desc",
-) -> DeliveryPage:
-    where = DeliveryFilter.parse(handler=handler, status=status, source=source, action=action, since=since, until=until)
-    query = where.fingerprint(order)
-    after = None if cursor is None else decode_row_cursor(cursor, order, query)
-    page = list_deliveries(api.engine, where, order=order, limit=limit, after=after)
-    next_cursor = None
-    if page.more and page.last_id is not None:
-        next_cursor = encode_cursor(page.deliveries[-1].updated_at, page.last_id, order, query)
-    return DeliveryPage(data=page.deliveries, meta=PageMeta(next_cursor=next_cursor, limit=limit))
+def list_deliveries_route(api: Api, where: DeliveryFilter, paging: Paging) -> DeliveryPage:
+    after = paging.after(decode_row_cursor)
+    page = list_deliveries(api.engine, where, order=paging.order, limit=paging.limit, after=after)
+    return DeliveryPage(data=page.records, meta=paging.meta(page.last if page.more else None))

@@ -8,65 +8,32 @@ payloads or headers ends early at `[server] max_page_bytes` (its
 
 from __future__ import annotations
 
-from litestar import get
-
-from schemas.api import EventPage, PageMeta
-from service.api.cursors import decode_cursor, encode_cursor
-from service.api.docs import error_responses
+from schemas.api import EventPage
+from service.api.cursors import decode_cursor
 from service.api.filters import EventFilter
-from service.api.params import (
-    DEFAULT_LIMIT,
-    ActionParam,
-    CursorParam,
-    LimitParam,
-    OrderParam,
-    SelectParam,
-    SinceParam,
-    SourceParam,
-    StatusParam,
-    UntilParam,
-    parse_select,
-)
+from service.api.params import EVENTS, Paging, SelectParam, keyset_list, parse_select
 from service.api.reads import list_events
 from service.api.state import Api
 
 
-@get(
+@keyset_list(
     "/events",
-    sync_to_thread=True,
+    EVENTS,
     summary="List stored events, newest first (keyset pages)",
     operation_id="ListEvents",
-    responses=error_responses(400),
 )
-def list_events_route(
-    api: Api,
-    source: SourceParam = None,
-    action: ActionParam = None,
-    status: StatusParam = None,
-    since: SinceParam = None,
-    until: UntilParam = None,
-    limit: LimitParam = DEFAULT_LIMIT,
-    cursor: CursorParam = None,
-    order: OrderParam = "desc",
-    select_: SelectParam = None,
-) -> EventPage:
-    where = EventFilter.parse(source=source, action=action, status=status, since=since, until=until)
+def list_events_route(api: Api, where: EventFilter, paging: Paging, select_: SelectParam = None) -> EventPage:
     extras = parse_select(select_)
-    query = where.fingerprint(order)
-    after = None if cursor is None else decode_cursor(cursor, order, query)
     page = list_events(
         api.engine,
         where,
-        order=order,
-        limit=limit,
-        after=after,
+        order=paging.order,
+        limit=paging.limit,
+        after=paging.after(decode_cursor),
         payload="payload" in extras,
         deliveries="deliveries" in extras,
         headers="headers" in extras,
         max_bytes=api.settings.server.max_page_bytes,
     )
-    next_cursor = None
-    if page.more:
-        last = page.events[-1]
-        next_cursor = encode_cursor(last.received_at, last.id, order, query)
-    return EventPage(data=page.events, meta=PageMeta(next_cursor=next_cursor, limit=limit))
+    last = page.events[-1] if page.more else None
+    return EventPage(data=page.events, meta=paging.meta(None if last is None else (last.received_at, last.id)))

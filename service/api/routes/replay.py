@@ -11,30 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from litestar import Request, post
+from litestar import Request
 
 from schemas.api import ReplayEnvelope, ReplayRequest, ReplayResult
 from schemas.errors import NotFound
 from schemas.ids import is_event_id
-from service.api.access import request_id
-from service.api.docs import error_responses
+from service.api.access import admin_post, request_id
 from service.api.state import Api
 from workers.ops.replay import replay_one
 
 log = structlog.get_logger("hookyard.api.replay")
 
 
-@post(
+@admin_post(
     "/events/{event_id:str}/replay",
-    sync_to_thread=True,
     status_code=202,
-    opt={"role": "admin"},
     summary="Re-run an event's handlers (admin)",
     description="Each replayed delivery gets a fresh budget of its handler's `max_attempts`; attempt numbers "
     "continue. Without `handlers`, every delivery of the event is replayed, plus any registered handler that "
     "matches the action but never ran on it. An unknown name is `400 ERR:MSG:VALIDATION:HANDLERS`.",
     operation_id="ReplayEvent",
-    responses=error_responses(400, 403, 404),
+    errors=(400, 404),
 )
 def replay_route(
     api: Api, request: Request[Any, Any, Any], event_id: str, data: ReplayRequest | None = None

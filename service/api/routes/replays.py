@@ -11,33 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from litestar import Request, Response, post
+from litestar import Request, Response
 from litestar.openapi import ResponseSpec
 
 from schemas.api import BulkReplayEnvelope, ReplayCountsEnvelope, ReplayCreate
-from service.api.access import request_id
+from service.api.access import admin_post, request_id
 from service.api.bulk_replays import ReplaySelection, count_replay, create_replay, start_replay
-from service.api.docs import error_responses
 from service.api.state import Api
 
 log = structlog.get_logger("hookyard.api.replays")
 
 
-@post(
+@admin_post(
     "/replays",
-    sync_to_thread=True,
-    status_code=201,
-    opt={"role": "admin"},
     summary="Replay many deliveries by filter, or count them (admin)",
     description="`filter` means what the same filters mean on `/v1/events` (`status` is the event's); "
     "`delivery_status` and `handlers` choose which of those events' deliveries. `dry_run`: 200 with the "
     "counts, nothing changes. Otherwise 201 and `Location: /v1/replays/<id>`; workers re-queue the "
     "deliveries in batches. An empty filter is `400 ERR:MSG:VALIDATION:FILTER`.",
     operation_id="CreateReplay",
-    responses={
-        200: ResponseSpec(ReplayCountsEnvelope, description="Dry run: what the replay would re-run"),
-        **error_responses(400, 403),
-    },
+    responses={200: ResponseSpec(ReplayCountsEnvelope, description="Dry run: what the replay would re-run")},
+    errors=(400,),
 )
 def create_replay_route(api: Api, request: Request[Any, Any, Any], data: ReplayCreate) -> Response[Any]:
     selection = ReplaySelection.parse(data.filter)

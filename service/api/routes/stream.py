@@ -22,15 +22,7 @@ from litestar.response import Stream
 from schemas.errors import Invalid
 from service.api.docs import error_responses
 from service.api.filters import EventFilter
-from service.api.params import (
-    ActionParam,
-    SelectParam,
-    SinceParam,
-    SourceParam,
-    StatusParam,
-    UntilParam,
-    parse_select,
-)
+from service.api.params import EVENTS, SelectParam, parse_select
 from service.api.reads import newest_seq
 from service.api.state import Api, ApiState
 
@@ -70,21 +62,17 @@ async def open_stream(
     operation_id="StreamEvents",
     media_type="text/event-stream",
     responses=error_responses(400),
+    dependencies={"where": EVENTS},
 )
 async def stream_route(
     api: Api,
     request: Request[Any, Any, Any],
-    source: SourceParam = None,
-    action: ActionParam = None,
-    status: StatusParam = None,
-    since: SinceParam = None,
-    until: UntilParam = None,
+    where: EventFilter,
     select_: SelectParam = None,
     last_event_id: Annotated[
         str | None, Parameter(header="Last-Event-ID", description="Resume after this event `seq`")
     ] = None,
 ) -> Stream:
-    where = EventFilter.parse(source=source, action=action, status=status, since=since, until=until)
     extras = parse_select(select_)
     if "deliveries" in extras:
         raise Invalid("SELECT", "select: the stream can include payload and headers, not deliveries")

@@ -74,10 +74,8 @@ def dead_page(request: Request[Any, Any, Any], console: Console, viewer: Viewer)
     except Invalid as exc:
         return page("dead.html", viewer, title="Dead letters", active="dead", status=400, problem=exc.detail, **context)
     found = list_deliveries(engine, where, order="desc", limit=DEFAULT_LIMIT, after=after)
-    context["deliveries"] = found.deliveries
-    position = None
-    if found.more and found.last_id is not None:
-        position = encode_cursor(found.deliveries[-1].updated_at, found.last_id, "desc", query)
+    context["deliveries"] = found.records
+    position = encode_cursor(*found.last, "desc", query) if found.more and found.last else None
     context.update(pager_links(given, cursor, position), plan_query=query_string(given))
     return page("dead.html", viewer, title="Dead letters", active="dead", **context)
 
@@ -87,20 +85,21 @@ def plan_page(request: Request[Any, Any, Any], console: Console, viewer: Viewer)
     require_admin(viewer)
     given = _given(request.query_params, PLAN_FILTERS)
     try:
-        selection = _selection(given)
+        selection, problem = _selection(given), None
     except Invalid as exc:
-        return page(
-            "plan.html",
-            viewer,
-            title="Replay dead letters",
-            active="dead",
-            status=400,
-            problem=exc.detail,
-            filters=given,
-            counts=None,
-        )
-    counts = count_replay(console.api.engine, selection)
-    return page("plan.html", viewer, title="Replay dead letters", active="dead", filters=given, counts=counts)
+        selection, problem = None, exc.detail
+    counts = None if selection is None else count_replay(console.api.engine, selection)
+    status = 200 if problem is None else 400
+    return page(
+        "plan.html",
+        viewer,
+        title="Replay dead letters",
+        active="dead",
+        status=status,
+        problem=problem,
+        filters=given,
+        counts=counts,
+    )
 
 
 @post("/replays", status_code=303)

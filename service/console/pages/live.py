@@ -30,28 +30,21 @@ def _given(request: Request[Any, Any, Any]) -> dict[str, str]:
 @get("/live", sync_to_thread=False)
 def live_page(request: Request[Any, Any, Any], viewer: Viewer) -> Template:
     given = _given(request)
+    problem, stream_query = None, query_string(given)
     try:
         EventFilter.parse(**{name: value or None for name, value in given.items()})
     except Invalid as exc:
-        return page(
-            "live.html",
-            viewer,
-            title="Live tail",
-            active="live",
-            status=400,
-            problem=exc.detail,
-            filters=given,
-            statuses=EventStatus.ALL,
-            stream_query="",
-        )
+        problem, stream_query = exc.detail, ""
     return page(
         "live.html",
         viewer,
         title="Live tail",
         active="live",
+        status=200 if problem is None else 400,
+        problem=problem,
         filters=given,
         statuses=EventStatus.ALL,
-        stream_query=query_string(given),
+        stream_query=stream_query,
     )
 
 

@@ -37,8 +37,7 @@ def rejections_page(request: Request[Any, Any, Any], console: Console, viewer: V
             **context,
         )
     found = list_rejections(console.api.engine, where, order="desc", limit=DEFAULT_LIMIT, after=after)
-    context["rejections"] = found.rejections
-    last = found.rejections[-1] if found.more else None
-    position = None if last is None else encode_cursor(last.received_at, last.id, "desc", query)
+    context["rejections"] = found.records
+    position = encode_cursor(*found.last, "desc", query) if found.more and found.last else None
     context.update(pager_links(given, cursor, position))
     return page("rejections.html", viewer, title="Rejections", active="rejections", **context)

@@ -54,13 +54,19 @@ def locator(text: str) -> Locator | None:
     return parse_locator(text) if text else None
 
 
+def _located(where: Locator, document: Any, headers: Headers, code: str, what: str) -> Any:
+    """The value at `where`, or `Invalid(code)` when there is none."""
+    value = where.find(document, headers)
+    if value is MISSING or value is None:
+        raise Invalid(code, f"no {what} at {where.text}")
+    return value
+
+
 def read_event_id(where: Locator | None, document: Any, headers: Headers) -> str | None:
     """The vendor's event id: a non-empty string (or an integer) of at most 255 printable characters."""
     if where is None:
         return None
-    value = where.find(document, headers)
-    if value is MISSING or value is None:
-        raise Invalid("EVENT_ID", f"no event id at {where.text}")
+    value = _located(where, document, headers, "EVENT_ID", "event id")
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
@@ -76,9 +82,7 @@ def read_sent_at(where: Locator | None, document: Any, headers: Headers) -> int 
     """Unix seconds: a JSON integer, or a string of digits (headers), from 0 to 9999-12-31."""
     if where is None:
         return None
-    value = where.find(document, headers)
-    if value is MISSING or value is None:
-        raise Invalid("SENT_AT", f"no send time at {where.text}")
+    value = _located(where, document, headers, "SENT_AT", "send time")
     if isinstance(value, str) and value.isdigit() and value.isascii() and len(value) <= _MAX_TIME_DIGITS:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SENT_AT:
