@@ -6,8 +6,9 @@ Ingest (on its fast path) and the Litestar middleware both call
 
 from __future__ import annotations
 
-import os
 import re
+
+from schemas.ids import random_bytes
 
 _SANE = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
@@ -16,4 +17,4 @@ def request_id(given: bytes | None) -> str:
     """`given` if it is 1-128 safe characters, else 24 fresh hex digits."""
     if given and _SANE.match(given):
         return given.decode()
-    return os.urandom(12).hex()
+    return random_bytes(12).hex()

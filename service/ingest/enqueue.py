@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +37,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 
+from schemas.ids import random_bytes
 from schemas.wire import QueuedEvent
 from service.ingest.durability import Fsync, aread
 from service.ingest.fingerprint_memory import FingerprintMemory
@@ -159,7 +159,7 @@ def script_args(
     queue_name: str, events: Sequence[QueuedEvent], max_job_events: int = MAX_JOB_EVENTS, run_id: str = ""
 ) -> list[Any]:
     """The script's arguments; its answer is one entry per event, then the `complete` flag."""
-    job_id = uuid.uuid4().hex
+    job_id = random_bytes(16).hex()
     args: list[Any] = [
         f"rq:queue:{queue_name}",
         "rq:queues",
