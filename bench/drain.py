@@ -71,7 +71,12 @@ def fill(ctx: Context, url: str, seconds: float) -> tuple[int, int]:
     run_wrk(url, 32, seconds)
     client = ctx.redis(0)
     try:
-        return int(client.hlen("hookyard:fp:gxm")), int(client.llen("rq:queue:hookyard"))
+        # wrk stops with requests still in flight; the server queues those a moment later
+        events, settled = -1, int(client.hlen("hookyard:fp:gxm"))
+        while settled != events:
+            time.sleep(0.2)
+            events, settled = settled, int(client.hlen("hookyard:fp:gxm"))
+        return events, int(client.llen("rq:queue:hookyard"))
     finally:
         client.close()
 

@@ -11,7 +11,8 @@ rq-dashboard) see normal jobs.
 Consumer-side batching: if the job at the tail of the queue is one of ours
 and still `queued` (no worker has taken it: dequeue is an atomic move off
 that list, and the script runs atomically), the new events are appended to
-it, up to `[worker] batch_size` events and `MAX_JOB_BYTES` per job. So while workers keep up,
+it while it is under `APPEND_BELOW_BYTES`, up to `[worker] batch_size` events and `MAX_JOB_BYTES`
+per job. So while workers keep up,
 each event travels alone and fast; when they fall behind, waiting jobs grow
 instead of the queue, and a worker pays RQ's per-job bookkeeping and the
 database's commits once per batch rather than once per event. A job RQ
@@ -44,6 +45,7 @@ from service.ingest.fingerprint_memory import FingerprintMemory
 from service.ingest.spool import Spool, SpoolError
 from workers.ops.fingerprints import COMPLETE_KEY, FINGERPRINT_KEY
 from workers.shared.defaults import (
+    APPEND_BELOW_BYTES,
     ENQUEUE_BATCH,
     FSYNC_CHECK_SECONDS,
     JOB_RETRIES,
@@ -71,7 +73,8 @@ local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local job_prefix, max_events, max_bytes = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
 local callback_timeout, complete_key, run_id = ARGV[16], ARGV[17], ARGV[18]
-local first = 19
+local append_below = tonumber(ARGV[19])
+local first = 20
 local n = (#ARGV - first + 1) / 4
 local parts, result = {}, {}
 -- Last answer: '1' when this server's fingerprint memory is known whole (workers.ops.fingerprints).
@@ -100,7 +103,7 @@ if tail_id then
   local tail_key = job_prefix .. tail_id
   local job = redis.call('HMGET', tail_key, 'status', 'hookyard_events', 'data')
   local count = tonumber(job[2])
-  if job[1] == 'queued' and count and job[3] and string.sub(job[3], -#tail) == tail then
+  if job[1] == 'queued' and count and job[3] and #job[3] < append_below and string.sub(job[3], -#tail) == tail then
     local taken, bytes = {}, #job[3]
     while i <= #parts and count + #taken < max_events and bytes + #parts[i] + 1 <= max_bytes do
       taken[#taken + 1] = parts[i]
@@ -179,6 +182,7 @@ def script_args(
         STORE_JOB_FAILED_TIMEOUT,
         COMPLETE_KEY,
         run_id,
+        APPEND_BELOW_BYTES,
     ]
     for event in events:
         args += (FINGERPRINT_KEY.format(source=event.source), event.fingerprint, event.id, _encode(event))

@@ -85,13 +85,15 @@ def test_a_job_rq_saved_again_is_left_alone(redis_url: str, redis_client: redis.
     assert queued_events(redis_client) == [1, 1]
 
 
-def test_a_waiting_job_stops_growing_at_its_byte_cap(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
-    big = [event(n) for n in range(6)]
-    big = [msgspec.structs.replace(e, body=e.body + " " * 20_000) for e in big]  # ~20 KB each
+def test_a_waiting_job_stops_taking_events_once_it_is_32_kib(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Each append rewrites the job's data in Redis: past APPEND_BELOW_BYTES a new job is cheaper."""
+    big = [msgspec.structs.replace(e, body=e.body + " " * 10_000) for e in (event(n) for n in range(6))]  # ~10 KB
 
     enqueue(redis_url, tmp_path, [[e] for e in big])
 
-    assert queued_events(redis_client) == [3, 3]
+    assert queued_events(redis_client) == [4, 2]  # 10, 20, 30 KB take one more; at 40 KB it is full
 
 
 def _big(n: int, size: int) -> QueuedEvent:
