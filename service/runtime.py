@@ -90,7 +90,7 @@ class Runtime:
                 await task
         self._tasks.clear()
         if self.queue.memory is not None:
-            self.queue.memory.stop()
+            await self.queue.memory.stop()
         await self.queue.drain_before_exit(SPOOL_SHUTDOWN_SECONDS)
         await self.rejections.flush()
         self._queue = None

@@ -35,9 +35,8 @@ from schemas.tables import EventRow
 from schemas.wire import QueuedEvent
 from workers import deliver, lease, record, store
 from workers.context import HandBack, WorkerContext, get_context
-from workers.ops.fingerprints import first_ids, repoint_fingerprints
+from workers.ops.fingerprints import forget_fingerprints, repoint_fingerprints, stored_ids
 from workers.ops.replay import requeue_stale_replays, run_replay_slice
-from workers.ops.retention import forget_fingerprints
 from workers.shared import tracing
 from workers.shared.defaults import STORE_BATCH, job_options
 
@@ -89,7 +88,12 @@ def _point_fingerprints_at_first_ids(context: WorkerContext, refused: list[Queue
     """The unique (source, fingerprint) constraint had the last word: make Redis agree, so the next
     re-delivery is 200 with the first id. Best effort: the event is stored once either way."""
     try:
-        rows = first_ids(context.connections.engine, [(e.id, e.source, e.fingerprint) for e in refused])
+        stored = stored_ids(context.connections.engine, [(e.source, e.fingerprint) for e in refused])
+        rows = [
+            (e.source, e.fingerprint, e.id, first)
+            for e in refused
+            if (first := stored.get((e.source, e.fingerprint))) is not None and first != e.id
+        ]
         moved = repoint_fingerprints(context.redis, rows)
     except Exception as exc:  # noqa: BLE001 - a repair, never a reason to fail the job
         log.warning("fingerprints_not_repointed", error=type(exc).__name__, event_ids=[e.id for e in refused[:20]])

@@ -31,8 +31,6 @@ class Fsync(msgspec.Struct, frozen=True):
     appendonly: bool = False
     appendfsync: str = ""
     """`always`, `everysec`, `no`, or '' when `CONFIG GET` was refused (a managed Redis may rename it)."""
-    run_id: str = ""
-    """The server process: another one (a restart, a failover, a restored backup) may lack fingerprints."""
 
     @property
     def waitaof(self) -> bool:
@@ -74,8 +72,7 @@ def parse(info: dict[str, Any], config: dict[Any, Any] | None) -> Fsync:
     if config is not None:
         decoded = {_text(key): _text(value) for key, value in config.items()}
         fsync = decoded.get("appendfsync", "")
-    run_id = str(info.get("run_id", ""))
-    return Fsync(known=True, version=version, appendonly=appendonly, appendfsync=fsync, run_id=run_id)
+    return Fsync(known=True, version=version, appendonly=appendonly, appendfsync=fsync)
 
 
 def _text(value: Any) -> str:

@@ -72,14 +72,19 @@ local queue_key, queues_key, failure_callback, job_id = ARGV[1], ARGV[2], ARGV[3
 local now, origin, head, tail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local timeout, retries, intervals, failure_ttl = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local job_prefix, max_events, max_bytes = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
-local callback_timeout, complete_key, run_id = ARGV[16], ARGV[17], ARGV[18]
-local append_below = tonumber(ARGV[19])
-local first = 20
+local callback_timeout, complete_key, append_below = ARGV[16], ARGV[17], tonumber(ARGV[18])
+local first = 19
 local n = (#ARGV - first + 1) / 4
 local parts, result = {}, {}
--- Last answer: '1' when this server's fingerprint memory is known whole (workers.ops.fingerprints).
-local complete = ''
-if redis.call('GET', complete_key) == run_id then
+-- The last two answers: '1' when this server's fingerprint memory is known whole (its run_id is the
+-- one the memory was rebuilt for: workers.ops.fingerprints), and that run_id. A user refused INFO
+-- gets '' for the run_id, and only a missing mark counts as a memory lost.
+local info, run_id, complete = redis.pcall('INFO', 'server'), '', ''
+if type(info) == 'string' then
+  run_id = string.match(info, 'run_id:(%x+)') or ''
+end
+local mark = redis.call('GET', complete_key)
+if mark and (mark == run_id or run_id == '') then
   complete = '1'
 end
 for i = 0, n - 1 do
@@ -94,6 +99,7 @@ for i = 0, n - 1 do
 end
 if #parts == 0 then
   result[#result + 1] = complete
+  result[#result + 1] = run_id
   return result
 end
 -- Coalesce: a store job still waiting at the tail of the queue takes as many of these as fit.
@@ -145,6 +151,7 @@ while i <= #parts do
   redis.call('RPUSH', queue_key, id)
 end
 result[#result + 1] = complete
+result[#result + 1] = run_id
 return result
 """
 
@@ -158,10 +165,8 @@ def rq_timestamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def script_args(
-    queue_name: str, events: Sequence[QueuedEvent], max_job_events: int = MAX_JOB_EVENTS, run_id: str = ""
-) -> list[Any]:
-    """The script's arguments; its answer is one entry per event, then the `complete` flag."""
+def script_args(queue_name: str, events: Sequence[QueuedEvent], max_job_events: int = MAX_JOB_EVENTS) -> list[Any]:
+    """The script's arguments; its answer is one entry per event, then the `complete` flag and `run_id`."""
     job_id = random_bytes(16).hex()
     args: list[Any] = [
         f"rq:queue:{queue_name}",
@@ -181,7 +186,6 @@ def script_args(
         MAX_JOB_BYTES,
         STORE_JOB_FAILED_TIMEOUT,
         COMPLETE_KEY,
-        run_id,
         APPEND_BELOW_BYTES,
     ]
     for event in events:
@@ -238,8 +242,6 @@ class EventQueue:
         self._redis_retry_at = 0.0
         self._spool_first = False
         self.memory = memory
-        self._server_unknown = True
-        """Set by every Redis error: the next enqueue re-reads `run_id` first (a failover, a restart)."""
         self._waitaof_ms = max(1, int(min(WAITAOF_TIMEOUT_SECONDS, socket_timeout / 2) * 1000))
         self.fsync = Fsync()
         """What Redis promises about a write (`service.ingest.durability`), re-read every `FSYNC_CHECK_SECONDS`."""
@@ -257,22 +259,16 @@ class EventQueue:
         await self.check_fsync()
 
     async def check_fsync(self) -> Fsync:
-        """Re-read Redis's version, `run_id` and AOF settings; an unreachable Redis leaves the last answer."""
+        """Re-read Redis's version and AOF settings; an unreachable Redis leaves the last answer."""
         try:
-            return await self._read_server()
+            async with asyncio.timeout(self._waitaof_ms / 1000 + 1):
+                fsync = await aread(self._client)
         except (redis.exceptions.RedisError, OSError) as exc:
             log.debug("fsync_check_failed", error=type(exc).__name__)
             return self.fsync
-
-    async def _read_server(self) -> Fsync:
-        async with asyncio.timeout(self._waitaof_ms / 1000 + 1):
-            fsync = await aread(self._client)
         if fsync.risk and fsync.risk != self.fsync.risk:
             log.warning("redis_not_fsyncing", risk=fsync.risk)
-        if self.fsync.run_id and fsync.run_id != self.fsync.run_id:
-            log.warning("redis_server_changed", run_id=fsync.run_id, previous_run_id=self.fsync.run_id)
         self.fsync = fsync
-        self._server_unknown = False
         return fsync
 
     async def check_fsync_forever(self, interval: float = FSYNC_CHECK_SECONDS) -> None:
@@ -312,7 +308,6 @@ class EventQueue:
             return
         except (redis.exceptions.RedisError, OSError) as exc:
             self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
-            self._server_unknown = True
             await self._spool_or_fail(batch, f"{type(exc).__name__}: {exc}")
             return
         except BaseException as exc:  # cancelled or a bug: never leave a request hanging
@@ -332,10 +327,7 @@ class EventQueue:
         On Redis >= 7.2 with AOF on, `WAITAOF 1 0` rides in the same round trip; if it reports
         no local fsync, `NotOnDisk` carries the script's answer. While this Redis server's
         fingerprint memory is not known whole, the database is asked too (`fingerprint_memory`)."""
-        if self._server_unknown:  # after a Redis error this may be another server: learn which first
-            await self._read_server()
-        run_id = self.fsync.run_id
-        args = script_args(self._queue_name, events, self._max_job_events, run_id)
+        args = script_args(self._queue_name, events, self._max_job_events)
         if not self.fsync.waitaof:
             raw = await self._script(args=args)
         else:
@@ -344,8 +336,8 @@ class EventQueue:
                 pipe.execute_command("WAITAOF", 1, 0, self._waitaof_ms)
                 raw, (local, _replicas) = await pipe.execute()
             if int(local) < 1:
-                raise NotOnDisk([_text(value) for value in raw[:-1]])
-        *answer, complete = [_text(value) for value in raw]
+                raise NotOnDisk([_text(value) for value in raw[:-2]])
+        *answer, complete, run_id = [_text(value) for value in raw]
         if not complete and self.memory is not None:
             return await self.memory.resolve(events, answer, run_id)
         return answer
@@ -409,7 +401,6 @@ class EventQueue:
             return not self._spool_first
         except (redis.exceptions.RedisError, OSError, NotOnDisk) as exc:
             self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
-            self._server_unknown = True
             log.debug("spool_drain_waiting", error=type(exc).__name__)
         except SpoolError as exc:
             log.error("spool_unreadable", error=str(exc))

@@ -254,7 +254,8 @@ class IngestApp:
             if task not in self._timed_out:
                 raise
             self._timed_out.discard(task)
-            task.uncancel()
+            if task.uncancel():  # cancelled from outside as well (a shutdown): that one wins
+                raise
             raise RequestTimeout("body not received in time") from None
         finally:
             del self._reading[task]
@@ -264,7 +265,8 @@ class IngestApp:
         """This request's task, with the body watchdog running on this loop."""
         task = asyncio.current_task()
         assert task is not None
-        if self._watchdog is None or self._watchdog.get_loop() is not task.get_loop():
+        watchdog = self._watchdog
+        if watchdog is None or watchdog.done() or watchdog.get_loop() is not task.get_loop():
             self._watchdog = asyncio.create_task(self._watch(), context=contextvars.Context())
         return task
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import msgspec
@@ -126,15 +128,18 @@ def _admin_get(base: str, event_id: str) -> int:
 
 
 def _stored_then_redelivered(base: str, config: Config, worker: object, forget: Callable[[], None]) -> None:
-    """Store one event, let Redis forget it (`forget`), then re-deliver it twice: both get the first id."""
+    """Store one event, let Redis forget it (`forget`), then re-deliver it, five times at once and once
+    more: every answer is 200 with the first id, and the database holds it once."""
     first = _post(base)
     worker.drain()  # type: ignore[attr-defined]
     first_id = first.json()["data"]["id"]
     forget()
 
-    again = _post(base)
-    assert again.status_code == 200, again.text
-    assert again.json()["data"] == {"id": first_id, "status": "queued", "duplicate": True}
+    with ThreadPoolExecutor(5) as pool:  # repeats within one group commit, too
+        answers = list(pool.map(lambda _: _post(base), range(5)))
+    for again in answers:
+        assert again.status_code == 200, again.text
+        assert again.json()["data"] == {"id": first_id, "status": "queued", "duplicate": True}
     worker.drain()  # type: ignore[attr-defined]
     assert rows(config, "select id from events") == [(first_id,)]
     assert _admin_get(base, first_id) == 200
@@ -168,14 +173,34 @@ def test_a_redis_that_lost_its_data_still_answers_a_redelivery_200_with_the_firs
         client.close()
 
 
-def test_a_redelivery_to_another_redis_server_lacking_the_fingerprint_gets_the_first_id(
+def test_a_redis_server_restored_from_another_ones_data_gets_the_first_id_without_any_error_seen(
+    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
+) -> None:
+    """A backup restored, or a replica promoted: its data says "memory complete" for the server it came
+    from, and lacks the newest fingerprints. The API sees no error at all; the script compares the mark
+    with its own server's `run_id` and the database answers."""
+    config = make_config()
+    base = server_for(config)
+    worker = worker_for(config, Registry())
+    client = redis.Redis.from_url(config.settings.redis.url)
+
+    def forget() -> None:
+        client.delete("hookyard:fp:gxm")  # what the copy never received
+        client.set("hookyard:fp-complete", "f" * 40)  # the mark of the server it was copied from
+
+    try:
+        _stored_then_redelivered(base, config, worker, forget)
+    finally:
+        client.close()
+
+
+def test_a_redelivery_to_a_restarted_redis_lacking_the_fingerprint_gets_the_first_id(
     make_config: ConfigFactory,
     killable_redis: KillableRedis,
     server_for: Callable[..., str],
     worker_for: Callable[..., object],
 ) -> None:
-    """A failover to a lagging replica, or a backup restored: the server still says its memory is whole
-    but it is another server (another `run_id`), so ingest checks the database until it is rebuilt."""
+    """Killed and restarted (another `run_id`) without the newest fingerprint: the database answers."""
     config = make_config(redis={"url": killable_redis.url})
     base = server_for(config)
     worker = worker_for(config, Registry())
@@ -183,13 +208,39 @@ def test_a_redelivery_to_another_redis_server_lacking_the_fingerprint_gets_the_f
     def forget() -> None:
         client = killable_redis.client()
         try:
-            client.delete("hookyard:fp:gxm")  # what the lagging copy never received
+            client.delete("hookyard:fp:gxm")
         finally:
             client.close()
         killable_redis.kill()
         killable_redis.start()
 
     _stored_then_redelivered(base, config, worker, forget)
+
+
+def test_a_redis_user_refused_info_still_queues_and_deduplicates(
+    make_config: ConfigFactory, server_for: Callable[..., str], worker_for: Callable[..., object]
+) -> None:
+    """A Redis user may be refused INFO (ACL `-info`, as in `-@dangerous`): events still go to Redis,
+    not to the spool, and a lost memory (no mark) is still noticed."""
+    config = make_config()
+    admin = redis.Redis.from_url(config.settings.redis.url)
+    user = f"hookyard-{os.getpid()}"
+    admin.execute_command("ACL", "SETUSER", user, "on", ">secret", "~*", "&*", "+@all", "-info")
+    limited_url = config.settings.redis.url.replace("redis://", f"redis://{user}:secret@", 1)
+    try:
+        limited = make_config(redis={"url": limited_url})
+        base = server_for(limited)
+        first = _post(base)
+        assert first.status_code == 202
+        assert first.json()["warnings"] == {}, "queued in Redis, not spooled"
+        worker_for(limited, Registry()).drain()  # type: ignore[attr-defined]
+        admin.delete("hookyard:fp:gxm", "hookyard:fp-complete")
+        again = _post(base)
+        assert again.status_code == 200, again.text
+        assert again.json()["data"]["id"] == first.json()["data"]["id"]
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
 
 
 def test_a_redelivery_of_a_stored_event_while_redis_is_down_gets_the_first_id_from_the_spool_path(

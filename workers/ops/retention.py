@@ -14,36 +14,21 @@ duplicate exactly as long as the first event is stored.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import msgspec
 import redis
-from redis.commands.core import Script
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from schemas.tables import ConsoleSessionRow, DeliveryRow, EventRow, RejectionRow, ReplayRow
-from workers.ops.fingerprints import FINGERPRINT_KEY
+from workers.ops.fingerprints import HDEL_IF_OWNED, forget_with
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-# Delete a fingerprint only while it still names the purged event: a newer
-# event that took the same fingerprint keeps its de-duplication.
-_HDEL_IF_OWNED = """
-local removed = 0
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
-  end
-end
-return removed
-"""
-
 
 class PurgeReport(msgspec.Struct, kw_only=True):
     cutoff: datetime
@@ -99,7 +84,7 @@ def purge(
     if dry_run:
         return _count(engine, cutoff)
     events = deliveries = fingerprints = batches = 0
-    hdel = redis_client.register_script(_HDEL_IF_OWNED)
+    hdel = redis_client.register_script(HDEL_IF_OWNED)
     while True:
         with Session(engine) as session, session.begin():
             rows = (
@@ -122,7 +107,7 @@ def purge(
         if on_batch is not None:
             on_batch(len(rows))
         try:
-            fingerprints += _forget_fingerprints(hdel, rows)
+            fingerprints += forget_with(hdel, rows)
         except redis.RedisError as exc:
             raise PurgeError(
                 f"deleted {events} events but Redis failed while removing their fingerprints: {exc}"
@@ -163,21 +148,6 @@ def _prune_operations(engine: Engine, cutoff: datetime, batch_size: int, now: da
 
 def _rowcount(result: object) -> int:
     return cast("CursorResult[Any]", result).rowcount
-
-
-def forget_fingerprints(client: redis.Redis, rows: Sequence[tuple[str, str, str]]) -> int:
-    """Delete (event id, source, fingerprint) entries that still name their event; returns how many went."""
-    return _forget_fingerprints(client.register_script(_HDEL_IF_OWNED), rows)
-
-
-def _forget_fingerprints(hdel: Script, rows: Sequence[tuple[str, str, str]]) -> int:
-    by_source: defaultdict[str, list[str]] = defaultdict(list)
-    for event_id, source, fingerprint in rows:
-        by_source[source].extend((fingerprint, event_id))
-    removed = 0
-    for source, pairs in by_source.items():
-        removed += int(hdel(keys=[FINGERPRINT_KEY.format(source=source)], args=pairs))
-    return removed
 
 
 def _count(engine: Engine, cutoff: datetime) -> PurgeReport:

@@ -89,12 +89,15 @@ WAITAOF_TIMEOUT_SECONDS = 1.0
 batch goes to the spool instead (capped at half of `[redis] socket_timeout_seconds`)."""
 
 FSYNC_CHECK_SECONDS = 30.0
-"""How often, in seconds, the API re-reads Redis's version, `run_id` and AOF settings (`/health/ready`);
-after a Redis error it re-reads them before its next enqueue."""
+"""How often, in seconds, the API re-reads Redis's version and AOF settings (`/health/ready`)."""
 
 FINGERPRINT_LOOKUP_SECONDS = 1.0
 """While a new Redis server's fingerprint memory is rebuilt, ingest waits at most this long, in seconds,
 for the database to say whether a group commit's new events were stored before."""
+
+FINGERPRINT_LOOKUP_PAUSE_SECONDS = 5.0
+"""After a lookup failed or timed out, ingest answers without the database this long, in seconds:
+a stalled database costs one `FINGERPRINT_LOOKUP_SECONDS` wait per pause, not one per group commit."""
 
 FINGERPRINT_REBUILD_RETRY_SECONDS = 5.0
 """An API process starts a fingerprint rebuild at most this often, in seconds (another may hold the lock)."""
