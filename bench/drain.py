@@ -176,7 +176,7 @@ def rows(ctx: Context, floors: dict[str, list[float]], runs: list[DrainRun], kin
                     ratio=ratio,
                     goal=f">= {goal:g}x",
                     passed=at_least(ratio, goal),
-                    note=f"about {batch:.0f} events per RQ job (a waiting job takes new events up to 64 KiB)"
+                    note=f"about {batch:.0f} events per RQ job (a waiting job takes new events while under 32 KiB)"
                     if goal == SIMPLE_GOAL
                     else "",
                 )
